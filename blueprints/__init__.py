@@ -1,0 +1,11 @@
+"""One blueprint per area of the admin, plus the JSON API."""
+
+
+def register_blueprints(app):
+    from blueprints import api, auth, deliveries, notifications, tokens
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(notifications.bp)
+    app.register_blueprint(deliveries.bp)
+    app.register_blueprint(tokens.bp)
+    app.register_blueprint(api.bp)

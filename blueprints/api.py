@@ -1,0 +1,97 @@
+"""The JSON API for the merchant's shop: `POST /api/v1/events`. Documented in docs/api.md."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import wraps
+
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from extensions import csrf, db
+from models import ApiToken
+from models.base import utcnow
+from notify import dispatch
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(bp)
+
+
+def error(status: int, code: str, message: str, field: str | None = None):
+    body = {"error": {"code": code, "message": message}}
+    if field:
+        body["error"]["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="merchant-notify"'
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["API_MAX_BODY_BYTES"]
+        return error(413, "body_too_large", f"the request body is larger than {limit} bytes")
+    return error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+
+
+def token_required(view):
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        scheme, _, plain = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not plain.strip():
+            return error(401, "unauthorized", "send 'Authorization: Bearer <token>'; create a token under "
+                                              "Settings › API tokens or with 'flask --app app tokens create NAME'")
+        token = ApiToken.find_active(plain.strip())
+        if token is None:
+            return error(401, "unauthorized", "the token is unknown or revoked")
+        now = utcnow()
+        # Written at most once a minute, so a busy shop does not turn every call into a token update.
+        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+            token.last_used_at = now
+        g.api_token = token
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def json_body() -> object:
+    """The parsed body, whatever the Content-Type says; a `ValueError` when it is not JSON."""
+    request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
+    raw = request.get_data(cache=False)
+    if not raw:
+        raise ValueError("the body is empty; send a JSON object")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the body is not valid JSON: {exc}") from None
+
+
+@bp.route("/events", methods=["POST"])
+@token_required
+def create_event():
+    try:
+        body = json_body()
+    except ValueError as exc:
+        return error(400, "invalid_json", str(exc))
+    if not isinstance(body, dict):
+        return error(400, "invalid_json", "the body must be a JSON object")
+    if "event" not in body:
+        return error(400, "missing_field", "event is required: the hook name, e.g. order_pay_hook", "event")
+    if "data" not in body:
+        return error(400, "missing_field", "data is required: a JSON object", "data")
+    try:
+        event = dispatch.record_event(body["event"], body["data"], source="api")
+    except dispatch.InvalidEvent as exc:
+        return error(400, "invalid_field", exc.message, exc.field)
+    db.session.commit()
+    return jsonify({"id": event.id, "event": event.hook, "deliveries": len(event.deliveries)}), 202
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def api_routing_error(exc: HTTPException):
+    """Unknown API paths and methods answer JSON too; the admin keeps its HTML error pages."""
+    if request.path.startswith(bp.url_prefix + "/"):
+        return http_error(exc)
+    return exc

@@ -1,0 +1,72 @@
+"""Delivery history: the list, one delivery with its attempts, and the live result of a Test."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template, request
+from flask_login import login_required
+
+from extensions import db
+from models import Channel, Delivery, DeliveryStatus
+from notify import signing
+from notify.transports import DeliverySettings, transport_for
+
+bp = Blueprint("deliveries", __name__, url_prefix="/deliveries")
+PAGE_SIZE = 50
+
+
+@bp.before_request
+@login_required
+def require_login():
+    return None
+
+
+@bp.route("/")
+def index():
+    status = request.args.get("status") or None
+    channel_id = request.args.get("channel", type=int)
+    before = request.args.get("before") or None  # keyset pagination: fast at any depth
+    query = db.select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc())
+    if status in DeliveryStatus.ALL:
+        query = query.where(Delivery.status == status)
+    if channel_id:
+        query = query.where(Delivery.channel_id == channel_id)
+    if before:
+        pivot = db.session.get(Delivery, before)
+        if pivot is not None:
+            query = query.where((Delivery.created_at < pivot.created_at)
+                                | ((Delivery.created_at == pivot.created_at) & (Delivery.id < pivot.id)))
+    rows = db.session.scalars(query.limit(PAGE_SIZE + 1)).all()
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    channels = db.session.scalars(db.select(Channel).order_by(Channel.id)).all()
+    return render_template("deliveries/index.html", deliveries=rows, more=more, statuses=DeliveryStatus.ALL,
+                           status=status, channel_id=channel_id, channels=channels)
+
+
+def _load(delivery_id: str) -> Delivery:
+    return db.session.get(Delivery, delivery_id) or abort(404)
+
+
+def _curl(delivery: Delivery) -> str | None:
+    """A curl command that sends this delivery again, freshly signed: valid for the receiver's
+    timestamp tolerance, so the merchant can reproduce what the worker did from their shell."""
+    channel = delivery.channel
+    if channel is None:
+        return None
+    from flask import current_app
+
+    transport = transport_for(channel.kind)(channel, DeliverySettings.from_config(current_app.config))
+    return transport.prepare(delivery.event, delivery, signing.now_ms()).curl()
+
+
+@bp.route("/<delivery_id>")
+def detail(delivery_id: str):
+    delivery = _load(delivery_id)
+    return render_template("deliveries/detail.html", delivery=delivery, curl=_curl(delivery))
+
+
+@bp.route("/<delivery_id>/result")
+def result(delivery_id: str):
+    """The result panel alone, polled by the detail page until the delivery settles."""
+    delivery = _load(delivery_id)
+    response = render_template("deliveries/_result.html", delivery=delivery)
+    return response, 200, {"X-Delivery-Final": "1" if delivery.is_final else "0", "Cache-Control": "no-store"}

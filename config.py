@@ -1,0 +1,130 @@
+"""Configuration read from the environment (and an optional `.env` file).
+
+Every variable is documented in the README's "Configuration" section. Nothing here runs at import
+time: `load_config()` is called by `create_app()`.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_RETRY_SCHEDULE = "10,60,300,1800,7200,21600,43200"
+
+
+class ConfigError(ValueError):
+    """A variable has a value the application cannot use; the message names the variable."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _float(env: dict, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
+def parse_retry_schedule(raw: str) -> list[float]:
+    """`"10,60,300"` -> `[10.0, 60.0, 300.0]`: the waits before the 2nd, 3rd, ... attempt."""
+    try:
+        delays = [float(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"DELIVERY_RETRY_SCHEDULE must be comma-separated seconds, not {raw!r}") from None
+    if any(d < 0 for d in delays):
+        raise ConfigError("DELIVERY_RETRY_SCHEDULE must not contain negative delays")
+    return delays
+
+
+def _secret_key(instance_path: Path, env: dict) -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in the instance folder.
+
+    Keeping it on disk means sessions survive restarts of `make run` without the merchant having
+    to invent a key; production deployments set SECRET_KEY explicitly.
+    """
+    if env.get("SECRET_KEY"):
+        return env["SECRET_KEY"]
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
+    """Build the Flask config mapping from `env` (default: the process environment)."""
+    env = dict(os.environ if env is None else env)
+    instance_path = Path(instance_path)
+
+    tz_name = env.get("MERCHANT_TIMEZONE") or "UTC"
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"MERCHANT_TIMEZONE {tz_name!r} is not a known IANA time zone") from None
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance_path / 'merchant_notify.db'}"
+    if database_url.startswith("postgres://"):
+        # Heroku-style URLs; SQLAlchemy wants the psycopg driver named.
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://"):]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
+
+    mail_port = _int(env, "MAIL_PORT", 25)
+    return {
+        "SECRET_KEY": _secret_key(instance_path, env),
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "RQ_QUEUE": env.get("RQ_QUEUE") or "merchant-notify",
+        "MERCHANT_TIMEZONE": tz_name,
+        "SHOP_NAME": env.get("SHOP_NAME") or "Shop",
+        # Outbound delivery
+        "DELIVERY_CONNECT_TIMEOUT": _float(env, "DELIVERY_CONNECT_TIMEOUT", 5.0),
+        "DELIVERY_READ_TIMEOUT": _float(env, "DELIVERY_READ_TIMEOUT", 10.0),
+        "DELIVERY_RETRY_SCHEDULE": parse_retry_schedule(env.get("DELIVERY_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE),
+        "DELIVERY_RESPONSE_MAX_BYTES": _int(env, "DELIVERY_RESPONSE_MAX_BYTES", 64 * 1024),
+        "SWEEP_INTERVAL": _int(env, "SWEEP_INTERVAL", 30),
+        # Events API
+        "API_MAX_BODY_BYTES": _int(env, "API_MAX_BODY_BYTES", 64 * 1024),
+        # Admin forms never need more than this; the API has its own, smaller limit.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        # Mail (Flask-Mail reads these names)
+        "MAIL_SERVER": env.get("MAIL_SERVER") or "localhost",
+        "MAIL_PORT": mail_port,
+        "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS"), False),
+        "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL"), False),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
+        "MAIL_TIMEOUT": _float(env, "MAIL_TIMEOUT", 10.0),
+        # i18n
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": tz_name,
+        "LANGUAGES": ["en"],
+        # Session cookie hardening; SESSION_COOKIE_SECURE when served over HTTPS.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
+        "RECEIVER_DEMO_URL": env.get("RECEIVER_DEMO_URL") or None,
+    }

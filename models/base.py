@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timezone
+
+
+def utcnow() -> datetime:
+    """Naive UTC: every timestamp column stores UTC without an offset, on SQLite and PostgreSQL alike."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_id(prefix: str) -> str:
+    """`evt_0192c3d4e5f6a1b2c3d4e5f6a7b8`: a millisecond time prefix keeps ids roughly sortable
+    (so b-tree inserts stay at the end of the index); 64 random bits make them unguessable."""
+    return f"{prefix}_{int(time.time() * 1000):012x}{secrets.token_hex(8)}"

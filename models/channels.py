@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from extensions import db
+from models.base import utcnow
+
+
+class Channel(db.Model):
+    """One configured notification target: a WebHook endpoint, a DingTalk or WeCom robot, an email list.
+
+    What differs between kinds lives in `config` (non-secret settings, validated by the kind's
+    transport) and `secret`; everything the dispatch path needs (kind, enabled, hooks) is generic.
+    """
+
+    __tablename__ = "channels"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Kept readable (not hashed): signing needs the secret itself. Masked everywhere it is shown.
+    secret: Mapped[str | None] = mapped_column(Text)
+    hooks: Mapped[list] = mapped_column(JSON, default=list)
+    # Set by a permanent failure (bad credentials, removed robot, 410); cleared by a success.
+    needs_attention: Mapped[bool] = mapped_column(default=False)
+    attention_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def subscribes(self, hook_name: str) -> bool:
+        return hook_name in (self.hooks or [])
+
+    @property
+    def target(self) -> str:
+        """What the merchant recognises the channel by: the URL for a WebHook."""
+        return (self.config or {}).get("url", "")
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.id} {self.kind} {self.target}>"

@@ -1,0 +1,123 @@
+"""Events, their deliveries (one per event and channel) and every attempt at a delivery."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+from models.base import new_id, utcnow
+
+
+class DeliveryStatus:
+    PENDING = "pending"        # stored, its first attempt not yet made
+    SENDING = "sending"        # a worker holds the lease and is sending it now
+    RETRYING = "retrying"      # a transient failure; the next attempt is due at next_attempt_at
+    DELIVERED = "delivered"    # the receiver accepted it
+    FAILED = "failed"          # a permanent failure: retrying cannot help
+    DEAD = "dead"              # every attempt of the retry schedule failed
+    CANCELLED = "cancelled"    # its channel was deleted or disabled before it was sent
+
+    ACTIVE = (PENDING, SENDING, RETRYING)
+    FINAL = (DELIVERED, FAILED, DEAD, CANCELLED)
+    ALL = ACTIVE + FINAL
+
+
+class Event(db.Model):
+    __tablename__ = "events"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evt"))
+    hook: Mapped[str] = mapped_column(String(40), index=True)
+    data: Mapped[dict] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(20), default="api")  # api, cli, test, ledger
+    is_test: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    deliveries: Mapped[list["Delivery"]] = relationship(back_populates="event")
+
+    def envelope(self) -> dict:
+        """The JSON body every WebHook receives for this event (documented in docs/webhooks.md)."""
+        return {
+            "id": self.id,
+            "event": self.hook,
+            "created_at": self.created_at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.created_at.microsecond // 1000:03d}Z",
+            "test": self.is_test,
+            "data": self.data,
+        }
+
+
+class Delivery(db.Model):
+    """One event on its way to one channel. Its id is the `X-Apsdai-Delivery` header, unchanged across retries."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        # The sweeper's question: which active deliveries are overdue?
+        Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_deliveries_channel_created", "channel_id", "created_at"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    # SET NULL: deleting a channel keeps its history; `channel_kind`/`target` say where it went.
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    channel_kind: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(2048), default="")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempt_count: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=1)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None]
+    last_status_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+    event: Mapped[Event] = relationship(back_populates="deliveries")
+    channel = relationship("Channel")
+    attempts: Mapped[list["Attempt"]] = relationship(back_populates="delivery", order_by="Attempt.number")
+
+    @property
+    def job_id(self) -> str:
+        """The RQ job id of this delivery's next attempt: one job per attempt, so the sweeper can
+        tell whether the attempt that is due already has a job."""
+        return self.job_id_for(self.id, self.attempt_count)
+
+    @staticmethod
+    def job_id_for(delivery_id: str, attempt_count: int) -> str:
+        return f"{delivery_id}-a{attempt_count + 1}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in DeliveryStatus.FINAL
+
+
+class Attempt(db.Model):
+    """One HTTP request (or SMTP session, or robot call) for a delivery: what was sent and what came back.
+
+    Secrets are masked in `request_headers` before the row is written.
+    """
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_channel_id", "channel_id", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    number: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(default=0)
+    request_method: Mapped[str] = mapped_column(String(10), default="POST")
+    request_url: Mapped[str] = mapped_column(String(2048), default="")
+    request_headers: Mapped[dict] = mapped_column(JSON, default=dict)
+    request_body: Mapped[str] = mapped_column(Text, default="")
+    response_status: Mapped[int | None]
+    response_headers: Mapped[dict | None] = mapped_column(JSON)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    # success, transient or permanent
+    outcome: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    delivery: Mapped[Delivery] = relationship(back_populates="attempts")
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "success"

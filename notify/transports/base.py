@@ -1,0 +1,91 @@
+"""The contract every channel kind implements: build the request, send it, classify the outcome.
+
+A transport never raises for a failed delivery: `send` returns an `Outcome` whose `kind` says
+whether it worked (`success`), may work later (`transient`, retried with back-off) or cannot work
+until the merchant changes something (`permanent`, no more retries, the channel needs attention).
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from models import Channel, Delivery, Event
+
+SUCCESS, TRANSIENT, PERMANENT = "success", "transient", "permanent"
+
+
+@dataclass
+class DeliverySettings:
+    """The operator's limits for outbound requests, read from the app config by the job."""
+    connect_timeout: float = 5.0
+    read_timeout: float = 10.0
+    response_max_bytes: int = 64 * 1024
+
+    @classmethod
+    def from_config(cls, config) -> "DeliverySettings":
+        return cls(connect_timeout=config["DELIVERY_CONNECT_TIMEOUT"],
+                   read_timeout=config["DELIVERY_READ_TIMEOUT"],
+                   response_max_bytes=config["DELIVERY_RESPONSE_MAX_BYTES"])
+
+
+@dataclass
+class OutgoingRequest:
+    method: str
+    url: str
+    headers: dict
+    body: bytes
+    # The same headers with credentials replaced: this is what gets stored and shown.
+    masked_headers: dict = field(default_factory=dict)
+
+    def body_text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def curl(self) -> str:
+        """A shell command that sends exactly this request (credentials included)."""
+        parts = ["curl", "-sS", "-i", "-X", self.method, self.url]
+        for name, value in self.headers.items():
+            parts += ["-H", f"{name}: {value}"]
+        parts += ["--data-binary", self.body_text()]
+        return " ".join(shlex.quote(p) for p in parts)
+
+
+@dataclass
+class Outcome:
+    kind: str
+    error: str | None = None
+    status: int | None = None
+    response_headers: dict | None = None
+    response_body: str | None = None
+    duration_ms: int = 0
+    # Seconds the service asked us to wait before trying again (Retry-After, rate-limit codes).
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == SUCCESS
+
+
+class Transport:
+    """Base class: one subclass per channel kind, registered in `notify.transports.REGISTRY`."""
+
+    kind: ClassVar[str]
+    label: ClassVar[object]
+    # Kinds whose form is not built yet still show on the notifications page.
+    configurable: ClassVar[bool] = True
+
+    def __init__(self, channel: "Channel", settings: DeliverySettings):
+        self.channel = channel
+        self.settings = settings
+
+    def prepare(self, event: "Event", delivery: "Delivery", timestamp_ms: int) -> OutgoingRequest:
+        raise NotImplementedError
+
+    def send(self, request: OutgoingRequest) -> Outcome:
+        raise NotImplementedError
+
+    @classmethod
+    def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
+        """Field name → message for every problem in this kind's settings; empty when valid."""
+        raise NotImplementedError
