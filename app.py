@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from dotenv import load_dotenv
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 
 from extensions import babel, csrf, db, login, mail, migrate
 
@@ -14,9 +14,12 @@ ROOT = Path(__file__).resolve().parent
 
 
 def select_locale() -> str:
+    """The admin follows the browser (or the merchant's choice); workers write in the merchant's language."""
     from flask import current_app
 
     languages = current_app.config["LANGUAGES"]
+    if not has_request_context():
+        return current_app.config["MERCHANT_LANGUAGE"]
     chosen = session.get("lang")
     if chosen in languages:
         return chosen

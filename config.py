@@ -120,6 +120,8 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "MAIL_TIMEOUT": _float(env, "MAIL_TIMEOUT", 10.0),
         # i18n
         "BABEL_DEFAULT_LOCALE": "en",
+        # The language of messages written outside a browser request (worker-side texts).
+        "MERCHANT_LANGUAGE": env.get("MERCHANT_LANGUAGE") or "en",
         "BABEL_DEFAULT_TIMEZONE": tz_name,
         "LANGUAGES": ["en"],
         # Session cookie hardening; SESSION_COOKIE_SECURE when served over HTTPS.

@@ -1,0 +1,254 @@
+"""From an event to the receiver: a real Redis, the product's real RQ worker, and the receiver demo
+running as a real server on loopback."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from rq.job import Job
+
+from extensions import db
+from models import Attempt, Channel, Delivery, DeliveryStatus
+from notify import dispatch, hooks, jobs
+from notify.queue import get_queue
+
+SECRET = "whsec_e2e_secret_abcdefghijklmnop"
+
+
+def emit(app, hook="order_pay_hook", data=None):
+    with app.app_context():
+        event = dispatch.emit(hook, data or hooks.get(hook).sample)
+        return event.id, [d.id for d in event.deliveries]
+
+
+def load(app, delivery_id):
+    with app.app_context():
+        delivery = db.session.get(Delivery, delivery_id)
+        attempts = [dict(number=a.number, status=a.response_status, outcome=a.outcome, error=a.error,
+                         headers=a.request_headers, body=a.request_body, response=a.response_body,
+                         duration=a.duration_ms) for a in delivery.attempts]
+        return delivery.status, attempts
+
+
+def test_event_from_the_api_reaches_the_receiver_demo_signed_and_verified(client, app, api_token, receiver_demo,
+                                                                          make_webhook, worker):
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    data = {"order": {"order_no": "AP1001", "amount": "128.00", "currency": "CNY", "product": {"name": "绿茶"}}}
+    response = client.post("/api/v1/events", json={"event": "order_pay_hook", "data": data},
+                           headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == 202
+    worker()
+    received = demo.events()
+    assert len(received) == 1
+    entry = received[0]
+    assert entry["verified"] is True and entry["event"] == "order_pay_hook"
+    assert entry["body"]["id"] == response.json["id"] and entry["body"]["data"] == data
+    assert entry["body"]["event"] == "order_pay_hook" and entry["body"]["test"] is False
+    with app.app_context():
+        delivery = db.session.scalar(db.select(Delivery))
+        assert entry["delivery"] == delivery.id
+        assert delivery.status == DeliveryStatus.DELIVERED and delivery.delivered_at is not None
+        (attempt,) = delivery.attempts
+        assert attempt.response_status == 200 and attempt.outcome == "success" and attempt.error is None
+        assert json.loads(attempt.response_body) == {"ok": True, "duplicate": False}
+        # The stored request shows every header, the token masked.
+        assert attempt.request_headers["X-Apsdai-Delivery"] == delivery.id
+        assert attempt.request_headers["X-Apsdai-Token"].startswith("••••••••")
+        assert SECRET not in json.dumps(attempt.request_headers)
+        assert json.loads(attempt.request_body)["id"] == response.json["id"]
+
+
+def test_password_mode_reaches_the_receiver_demo(app, receiver_demo, make_webhook, worker):
+    demo = receiver_demo(secret="a plain password", mode="password")
+    make_webhook(demo.url, secret="a plain password", auth_mode="password")
+    _, (delivery_id,) = emit(app)
+    worker()
+    assert load(app, delivery_id)[0] == DeliveryStatus.DELIVERED
+    assert demo.events()[0]["verified"] is True
+
+
+def test_wrong_secret_is_rejected_by_the_demo_and_the_attempt_shows_the_401(app, receiver_demo, make_webhook,
+                                                                            worker, login):
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret="whsec_not_the_receivers_secret")
+    _, (delivery_id,) = emit(app)
+    worker(until=lambda: load(app, delivery_id)[0] == DeliveryStatus.DEAD)
+    status, attempts = load(app, delivery_id)
+    assert [a["number"] for a in attempts] == [1, 2, 3, 4]  # retried over the whole (test) schedule
+    assert {a["status"] for a in attempts} == {401}
+    assert "signature does not match: check the secret" in attempts[0]["response"]
+    assert attempts[0]["error"] == "The receiver answered HTTP 401."
+    assert demo.events()[0]["verified"] is False
+    page = login.get(f"/deliveries/{delivery_id}").text
+    assert "HTTP 401" in page and "signature does not match" in page
+
+
+def test_receiver_down_is_retried_and_delivered_when_it_comes_back(app, receiver_demo, make_webhook, worker):
+    demo = receiver_demo(secret=SECRET, started=False)
+    make_webhook(demo.url, secret=SECRET)
+    _, (delivery_id,) = emit(app)
+    worker()  # first attempt: nothing listens on the port
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.RETRYING
+    assert attempts[0]["error"].startswith("Connection refused by 127.0.0.1:")
+    demo.start()
+    worker(until=lambda: load(app, delivery_id)[0] == DeliveryStatus.DELIVERED)
+    status, attempts = load(app, delivery_id)
+    assert attempts[-1]["status"] == 200 and len(attempts) >= 2
+    # Every attempt carried the same delivery id, and the receiver logged it once.
+    assert {a["headers"]["X-Apsdai-Delivery"] for a in attempts} == {delivery_id}
+    assert [e["delivery"] for e in demo.events()] == [delivery_id]
+
+
+def test_test_button_sends_a_sample_and_the_page_shows_the_result(login, app, receiver_demo, make_webhook, worker):
+    demo = receiver_demo(secret=SECRET)
+    channel_id = make_webhook(demo.url, secret=SECRET, hooks_=["order_create_hook"])
+    response = login.post(f"/settings/notifications/channels/{channel_id}/test", data={"hook": "stock_alarm_hook"})
+    assert response.status_code == 302
+    delivery_id = response.location.rsplit("/", 1)[-1]
+    pending = login.get(f"/deliveries/{delivery_id}/result")
+    assert pending.headers["X-Delivery-Final"] == "0" and "Waiting for a worker" in pending.text
+    worker()
+    panel = login.get(f"/deliveries/{delivery_id}/result")
+    assert panel.headers["X-Delivery-Final"] == "1"
+    assert "HTTP 200" in panel.text and re.search(r"\d+ ms", panel.text)
+    assert "X-Apsdai-Token: ••••••••" in panel.text and SECRET not in panel.text
+    assert "&#34;ok&#34;:true" in panel.text  # the receiver's JSON answer, escaped in the HTML
+    page = login.get(f"/deliveries/{delivery_id}").text
+    curl = re.search(r'<pre class="code" id="curl">(.*?)</pre>', page, re.S).group(1)
+    assert curl.startswith("curl -sS -i -X POST " + demo.url) and "X-Apsdai-Delivery: " + delivery_id in curl
+    (entry,) = demo.events()
+    assert entry["event"] == "stock_alarm_hook" and entry["body"]["test"] is True
+    assert entry["body"]["data"] == hooks.get("stock_alarm_hook").sample
+    # The last result shows on the notifications page.
+    assert "✔ 200" in login.get("/settings/notifications/").text
+
+
+def test_a_failed_test_is_not_retried_and_explains_itself(login, app, make_webhook, worker):
+    channel_id = make_webhook("http://127.0.0.1:9/hook")  # discard port: nothing listens
+    response = login.post(f"/settings/notifications/channels/{channel_id}/test", data={"hook": "order_pay_hook"})
+    delivery_id = response.location.rsplit("/", 1)[-1]
+    worker()
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.DEAD and len(attempts) == 1
+    assert "Connection refused by 127.0.0.1:9" in login.get(f"/deliveries/{delivery_id}/result").text
+
+
+def test_a_job_that_runs_twice_sends_once(app, receiver_demo, make_webhook, worker):
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    _, (delivery_id,) = emit(app)
+    with app.app_context():
+        get_queue().enqueue("notify.jobs.deliver", delivery_id)  # a stray duplicate job
+    worker()
+    with app.app_context():
+        assert jobs.deliver(delivery_id).startswith("skipped")  # and a stale one, run by hand
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.DELIVERED and len(attempts) == 1 and len(demo.events()) == 1
+
+
+def test_sweeper_recovers_deliveries_whose_jobs_were_lost(app, receiver_demo, make_webhook, worker):
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    _, delivery_ids = emit(app)
+    _, more_ids = emit(app, "order_create_hook")
+    with app.app_context():
+        queue = get_queue()
+        queue.empty()  # as if Redis lost its data
+        assert queue.count == 0
+        # Overdue: due longer ago than the sweeper's grace period.
+        for delivery in db.session.scalars(db.select(Delivery)):
+            delivery.next_attempt_at -= jobs.SWEEP_GRACE * 2
+        db.session.commit()
+        assert jobs.sweep() == 2
+        assert jobs.sweep() == 0  # their jobs exist now: nothing is enqueued twice
+    worker()
+    assert {load(app, i)[0] for i in delivery_ids + more_ids} == {DeliveryStatus.DELIVERED}
+    assert len(demo.events()) == 2
+
+
+def test_events_are_kept_when_redis_is_down_and_sent_once_it_is_back(app, client, api_token, receiver_demo,
+                                                                      make_webhook, worker, redis_url):
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"  # nothing listens there
+    app.extensions.pop("merchant_notify.redis", None)
+    try:
+        response = client.post("/api/v1/events", json={"event": "order_pay_hook", "data": {"order": {}}},
+                               headers={"Authorization": f"Bearer {api_token}"})
+        assert response.status_code == 202  # accepted: the event is safe in the database
+        with app.app_context():
+            delivery = db.session.scalar(db.select(Delivery))
+            assert delivery.status == DeliveryStatus.PENDING
+            delivery.next_attempt_at -= jobs.SWEEP_GRACE * 2
+            delivery_id = delivery.id
+            db.session.commit()
+    finally:
+        app.config["REDIS_URL"] = redis_url
+        app.extensions.pop("merchant_notify.redis", None)
+    with app.app_context():
+        assert jobs.sweep() == 1
+    worker()
+    assert load(app, delivery_id)[0] == DeliveryStatus.DELIVERED
+    assert [e["body"]["id"] for e in demo.events()] == [response.json["id"]]
+
+
+def test_permanent_failure_marks_the_channel_and_a_success_clears_it(app, login, make_webhook, worker):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    answers = [410]
+
+    class Gone(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(answers[0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gone)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        channel_id = make_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook")
+        _, (delivery_id,) = emit(app)
+        worker()
+        status, attempts = load(app, delivery_id)
+        assert status == DeliveryStatus.FAILED and len(attempts) == 1  # no retries for 410
+        with app.app_context():
+            channel = db.session.get(Channel, channel_id)
+            assert channel.needs_attention and "410 Gone" in channel.attention_reason
+        assert "needs attention" in login.get("/settings/notifications/").text
+        answers[0] = 200
+        emit(app)
+        worker()
+        with app.app_context():
+            assert db.session.get(Channel, channel_id).needs_attention is False
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_deliveries_to_a_channel_disabled_meanwhile_are_cancelled(app, make_webhook, worker):
+    channel_id = make_webhook("http://127.0.0.1:9/hook")
+    _, (delivery_id,) = emit(app)
+    with app.app_context():
+        db.session.get(Channel, channel_id).enabled = False
+        db.session.commit()
+    worker()
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.CANCELLED and attempts == []
+
+
+def test_retry_delays_follow_the_schedule_with_jitter_and_honour_retry_after():
+    schedule = [10, 60, 300]
+    for attempt, base in [(1, 10), (2, 60), (3, 300), (7, 300)]:
+        delays = [jobs.retry_delay(attempt, schedule) for _ in range(200)]
+        assert all(base * 0.8 <= d <= base * 1.2 for d in delays)
+        assert len({round(d, 3) for d in delays}) > 100  # jittered, not a constant
+    assert jobs.retry_delay(1, schedule, retry_after=120) >= 120
+    assert jobs.retry_delay(3, schedule, retry_after=5) >= 240  # Retry-After never shortens the wait

@@ -1,0 +1,205 @@
+"""The WebHook transport: exact headers, masking, URL rules, and how each outcome is classified,
+against real HTTP servers on loopback."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from notify import signing
+from notify.transports import PERMANENT, SUCCESS, TRANSIENT, DeliverySettings
+from notify.transports.webhook import WebhookTransport, url_problem
+
+SETTINGS = DeliverySettings(connect_timeout=1, read_timeout=0.5, response_max_bytes=64 * 1024)
+
+
+def fake_event(hook="order_pay_hook"):
+    from datetime import datetime
+
+    event = SimpleNamespace(id="evt_1", hook=hook, is_test=False, data={"order": {"order_no": "A1", "name": "绿茶"}},
+                            created_at=datetime(2026, 11, 27, 10, 0, 0, 123000))
+    from models.deliveries import Event
+
+    event.envelope = lambda: Event.envelope(event)
+    return event
+
+
+def transport(url="http://127.0.0.1:9/hook", mode="signature", secret="SECtest"):
+    channel = SimpleNamespace(config={"url": url, "auth_mode": mode}, secret=secret)
+    return WebhookTransport(channel, SETTINGS)
+
+
+def test_signature_mode_headers_are_the_seed_headers_byte_for_byte():
+    request = transport().prepare(fake_event(), SimpleNamespace(id="dlv_abc"), 1700000000000)
+    assert request.method == "POST"
+    assert request.headers == {
+        "Content-Type": "application/json",
+        "User-Agent": "apsdai-hook",
+        "X-Apsdai-Token": "aZLLrriXgn05YbwaGR7knYsLeJADjr9NwLaNNKpxh4g%3D",
+        "X-Apsdai-Timestamp": "1700000000000",
+        "X-Apsdai-Event": "order_pay_hook",
+        "X-Apsdai-Delivery": "dlv_abc",
+    }
+    assert request.masked_headers == dict(request.headers, **{"X-Apsdai-Token": "••••••••g%3D"})
+
+
+def test_password_mode_sends_the_password_as_is_and_masks_it():
+    request = transport(mode="password", secret="p@ss word/1").prepare(fake_event(), SimpleNamespace(id="d"), 1)
+    assert request.headers["X-Apsdai-Token"] == "p@ss word/1"
+    assert "p@ss" not in request.masked_headers["X-Apsdai-Token"]
+
+
+def test_body_is_the_documented_envelope_in_compact_utf8_json():
+    request = transport().prepare(fake_event(), SimpleNamespace(id="d"), 1)
+    assert request.body == ('{"id":"evt_1","event":"order_pay_hook","created_at":"2026-11-27T10:00:00.123Z",'
+                            '"test":false,"data":{"order":{"order_no":"A1","name":"绿茶"}}}').encode("utf-8")
+
+
+def test_curl_command_reproduces_headers_and_body():
+    request = transport().prepare(fake_event(), SimpleNamespace(id="d"), 1700000000000)
+    curl = request.curl()
+    assert curl.startswith("curl -sS -i -X POST http://127.0.0.1:9/hook")
+    assert "'X-Apsdai-Token: aZLLrriXgn05YbwaGR7knYsLeJADjr9NwLaNNKpxh4g%3D'" in curl
+    assert "--data-binary" in curl and "绿茶" in curl
+
+
+@pytest.mark.parametrize("url, fragment", [
+    ("", "Enter the URL"),
+    ("example.com/hook", "not a valid URL"),
+    ("ftp://example.com/hook", "Only http:// and https://"),
+    ("javascript:alert(1)", "not a valid URL"),
+    ("http://exa mple.com", "spaces"),
+    ("http://user:pw@example.com/", "credentials"),
+    ("http://example.com:99999/", "not a valid URL"),
+    ("https://" + "a" * 2050 + ".com", "longer than"),
+])
+def test_bad_urls_are_explained(url, fragment):
+    assert fragment in url_problem(url)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/hooks/apsdai", "http://127.0.0.1:5001/webhook",
+                                 "https://[::1]:8443/x?y=1"])
+def test_good_urls_pass(url):
+    assert url_problem(url) is None
+
+
+def test_validate_requires_a_secret_in_both_modes():
+    assert "secret" in WebhookTransport.validate({"url": "https://e.com", "auth_mode": "signature"}, "")
+    assert "secret" in WebhookTransport.validate({"url": "https://e.com", "auth_mode": "password"}, " ")
+    assert WebhookTransport.validate({"url": "https://e.com", "auth_mode": "bogus"}, "x") == {
+        "auth_mode": "Choose password or signature."}
+    assert WebhookTransport.validate({"url": "https://e.com", "auth_mode": "signature"}, "s3cret") == {}
+
+
+class Scripted(BaseHTTPRequestHandler):
+    """Answers with whatever the test scripted for the path."""
+    routes: dict = {}
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(length)
+        status, headers, body, delay = self.routes[self.path]
+        if delay:
+            time.sleep(delay)
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", Scripted.routes
+    server.shutdown()
+    server.server_close()
+
+
+def send(url):
+    t = transport(url=url)
+    return t.send(t.prepare(fake_event(), SimpleNamespace(id="d"), signing.now_ms()))
+
+
+def test_2xx_is_success_with_status_latency_and_body_excerpt(scripted_server):
+    base, routes = scripted_server
+    routes["/ok"] = (204, {"X-Receiver": "yes"}, b"", 0)
+    routes["/ok2"] = (200, {}, b'{"ok":true}' + b"x" * 5000, 0)
+    outcome = send(base + "/ok")
+    assert outcome.kind == SUCCESS and outcome.status == 204 and outcome.response_headers["X-Receiver"] == "yes"
+    outcome = send(base + "/ok2")
+    assert outcome.kind == SUCCESS and outcome.response_body.startswith('{"ok":true}')
+    assert len(outcome.response_body) == 2048  # the excerpt kept in the attempt row
+
+
+def test_5xx_and_4xx_are_transient_failures_naming_the_status(scripted_server):
+    base, routes = scripted_server
+    routes["/500"] = (500, {}, b"boom", 0)
+    routes["/401"] = (401, {}, b'{"ok":false,"reason":"signature does not match"}', 0)
+    outcome = send(base + "/500")
+    assert (outcome.kind, outcome.status, outcome.error) == (TRANSIENT, 500, "The receiver answered HTTP 500.")
+    outcome = send(base + "/401")
+    assert outcome.kind == TRANSIENT and "signature does not match" in outcome.response_body
+
+
+def test_410_gone_is_permanent(scripted_server):
+    base, routes = scripted_server
+    routes["/gone"] = (410, {}, b"", 0)
+    outcome = send(base + "/gone")
+    assert outcome.kind == PERMANENT and "410 Gone" in outcome.error
+
+
+def test_redirects_are_not_followed_and_count_as_failure(scripted_server):
+    base, routes = scripted_server
+    routes["/moved"] = (301, {"Location": base + "/ok"}, b"", 0)
+    routes["/ok"] = (200, {}, b"", 0)
+    outcome = send(base + "/moved")
+    assert outcome.kind == TRANSIENT and outcome.status == 301
+    assert "redirect" in outcome.error and base + "/ok" in outcome.error
+
+
+def test_retry_after_is_read_on_429_and_503(scripted_server):
+    base, routes = scripted_server
+    routes["/slow-down"] = (429, {"Retry-After": "120"}, b"", 0)
+    routes["/maint"] = (503, {"Retry-After": "30"}, b"", 0)
+    routes["/err"] = (500, {"Retry-After": "30"}, b"", 0)
+    assert send(base + "/slow-down").retry_after == 120
+    assert send(base + "/maint").retry_after == 30
+    assert send(base + "/err").retry_after is None
+
+
+def test_read_timeout_is_explained(scripted_server):
+    base, routes = scripted_server
+    routes["/hang"] = (200, {}, b"", 1.5)
+    outcome = send(base + "/hang")
+    assert outcome.kind == TRANSIENT and outcome.status is None
+    assert "did not answer within 0.5 s" in outcome.error
+
+
+def test_connection_refused_is_explained():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    outcome = send(f"http://127.0.0.1:{port}/hook")
+    assert outcome.kind == TRANSIENT and outcome.status is None
+    assert outcome.error.startswith(f"Connection refused by 127.0.0.1:{port}")
+
+
+def test_unresolvable_host_is_explained():
+    outcome = send("http://no-such-host.invalid/hook")
+    assert outcome.kind == TRANSIENT and "DNS lookup failed" in outcome.error
+
+
+def test_tls_failure_is_explained(scripted_server):
+    base, _ = scripted_server
+    outcome = send(base.replace("http://", "https://") + "/ok")  # TLS handshake against plain HTTP
+    assert outcome.kind == TRANSIENT and "TLS error" in outcome.error
