@@ -79,3 +79,8 @@ def logout():
     logout_user()
     flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login_page"))
+
+
+@bp.route("/")
+def home():
+    return redirect(url_for("notifications.index"))

@@ -18,7 +18,7 @@ from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus, Event
 from models.base import utcnow
 from notify import signing
-from notify.queue import enqueue_deliveries, jobs_missing
+from notify.queue import JOB_TIMEOUT, enqueue_deliveries, jobs_missing
 from notify.transports import PERMANENT, SUCCESS, DeliverySettings, transport_for
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,10 @@ def retry_delay(attempt_number: int, schedule: list[float], retry_after: float |
 
 
 def _lease(config) -> timedelta:
-    return timedelta(seconds=config["DELIVERY_CONNECT_TIMEOUT"] + config["DELIVERY_READ_TIMEOUT"] + 60)
+    """How long a claim holds. Longer than the job timeout, after which RQ has stopped the job: a
+    lease that runs out means the worker that held it is gone."""
+    return timedelta(seconds=max(JOB_TIMEOUT, config["DELIVERY_CONNECT_TIMEOUT"] + config["DELIVERY_READ_TIMEOUT"])
+                     + 30)
 
 
 def claim(delivery_id: str) -> bool:
@@ -145,7 +148,7 @@ def sweep() -> int:
     how many were enqueued. Running it twice at once is harmless: `deliver` claims before sending."""
     now = utcnow()
     rows = db.session.execute(
-        db.select(Delivery.id, Delivery.attempt_count)
+        db.select(Delivery.id, Delivery.attempt_count, Delivery.status)
         .where(or_(
             and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
                  Delivery.next_attempt_at <= now - SWEEP_GRACE),
@@ -155,7 +158,10 @@ def sweep() -> int:
         .limit(SWEEP_BATCH)
     ).all()
     db.session.rollback()
-    items = [(delivery_id, Delivery.job_id_for(delivery_id, count)) for delivery_id, count in rows]
+    # A delivery whose lease ran out still has its dead worker's job marked as started in RQ, so
+    # its replacement gets an id of its own.
+    items = [(delivery_id, Delivery.job_id_for(delivery_id, count) + ("-r" if status == DeliveryStatus.SENDING else ""))
+             for delivery_id, count, status in rows]
     missing = jobs_missing([job_id for _, job_id in items])
     lost = [item for item in items if item[1] in missing]
     enqueue_deliveries(lost)

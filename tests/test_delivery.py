@@ -252,3 +252,26 @@ def test_retry_delays_follow_the_schedule_with_jitter_and_honour_retry_after():
         assert len({round(d, 3) for d in delays}) > 100  # jittered, not a constant
     assert jobs.retry_delay(1, schedule, retry_after=120) >= 120
     assert jobs.retry_delay(3, schedule, retry_after=5) >= 240  # Retry-After never shortens the wait
+
+
+def test_a_delivery_held_by_a_dead_worker_is_sent_once_its_lease_runs_out(app, receiver_demo, make_webhook,
+                                                                           worker):
+    from datetime import timedelta
+
+    from models.base import utcnow
+
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    _, (delivery_id,) = emit(app)
+    with app.app_context():
+        get_queue().empty()
+        assert jobs.claim(delivery_id)  # a worker took it… and died before sending
+        assert jobs.sweep() == 0  # its lease still holds: nobody else may send it
+        delivery = db.session.get(Delivery, delivery_id)
+        delivery.lease_until = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+        assert jobs.sweep() == 1
+        assert jobs.sweep() == 0
+    worker()
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.DELIVERED and len(attempts) == 1 and len(demo.events()) == 1

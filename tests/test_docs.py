@@ -1,0 +1,23 @@
+"""The documentation shows what the product really sends."""
+import json
+import re
+from pathlib import Path
+
+from notify import hooks, signing
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_webhook_docs_have_an_example_envelope_per_hook_matching_the_samples():
+    text = (DOCS / "webhooks.md").read_text(encoding="utf-8")
+    for hook in hooks.HOOKS:
+        section = re.search(rf"#### `{hook.name}`.*?```json\n(.*?)```", text, re.S)
+        assert section, f"no example for {hook.name}"
+        example = json.loads(section.group(1))
+        assert example["event"] == hook.name and example["data"] == hook.sample
+        assert set(example) == {"id", "event", "created_at", "test", "data"}
+
+
+def test_webhook_docs_state_the_test_vector_the_code_produces():
+    text = (DOCS / "webhooks.md").read_text(encoding="utf-8")
+    assert f"X-Apsdai-Token: {signing.sign('SECtest', 1700000000000)}" in text

@@ -1,0 +1,99 @@
+"""The product as it runs: `flask worker` and `flask scheduler` as real processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from extensions import db
+from models import Delivery, DeliveryStatus
+from notify import jobs
+from notify.queue import get_queue
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "whsec_process_secret_0123456789"
+pytestmark = pytest.mark.processes
+
+
+@pytest.fixture
+def flask_process(app_env, tmp_path):
+    processes = []
+
+    def start(*args: str, **extra_env: str) -> subprocess.Popen:
+        log = open(tmp_path / f"{args[0]}-{len(processes)}.log", "w")
+        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
+                                   env=dict(os.environ, **app_env, **extra_env), stdout=log, stderr=log)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def statuses(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(db.select(Delivery.status)))
+
+
+def test_worker_process_delivers_api_events_and_stops_on_sigterm(app, client, api_token, receiver_demo,
+                                                                 make_webhook, flask_process):
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    worker = flask_process("worker")
+    ids = []
+    for n in range(5):
+        response = client.post("/api/v1/events", json={"event": "order_create_hook",
+                                                       "data": {"order": {"order_no": f"A{n}"}}},
+                               headers={"Authorization": f"Bearer {api_token}"})
+        assert response.status_code == 202
+        ids.append(response.json["id"])
+    wait_for(lambda: statuses(app) == [DeliveryStatus.DELIVERED] * 5)
+    assert sorted(e["body"]["id"] for e in demo.events()) == sorted(ids)
+    assert all(e["verified"] for e in demo.events())
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+
+
+def test_scheduler_and_worker_recover_lost_jobs(app, receiver_demo, make_webhook, flask_process, runner):
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    result = runner.invoke(args=["emit", "order_pay_hook", "--data", '{"order": {"order_no": "A1"}}'])
+    assert result.exit_code == 0
+    with app.app_context():
+        get_queue().empty()  # the job is lost, as when Redis restarts without its data
+        for delivery in db.session.scalars(db.select(Delivery)):
+            delivery.next_attempt_at -= jobs.SWEEP_GRACE * 2
+        db.session.commit()
+    flask_process("worker")
+    flask_process("scheduler", SWEEP_INTERVAL="1")
+    wait_for(lambda: statuses(app) == [DeliveryStatus.DELIVERED])
+    assert len(demo.events()) == 1
+
+
+def test_worker_burst_drains_and_exits(app, runner, make_webhook, app_env):
+    make_webhook("http://127.0.0.1:9/hook")
+    runner.invoke(args=["emit", "order_pay_hook", "--data", '{"order": {}}'])
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"], cwd=ROOT,
+                            env=dict(os.environ, **app_env), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert statuses(app) == [DeliveryStatus.RETRYING]  # attempted once, retry scheduled
