@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install clean
+.PHONY: run test install clean messages
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -28,3 +28,8 @@ test: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Re-extract every translatable string into translations/messages.pot (after changing texts).
+messages: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+		--ignore-dirs=".venv instance receiver_demo tests migrations" -o translations/messages.pot .

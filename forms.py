@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, RadioField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, PasswordField, RadioField, SelectChoice, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -37,8 +37,8 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-def hook_choices() -> list[tuple[str, str]]:
-    return [(h.name, h.name) for h in hooks.HOOKS]
+def hook_choices() -> list[SelectChoice]:
+    return [SelectChoice(h.name, f"{h.label} ({h.name})", optgroup=hooks.GROUP_LABELS[h.group]) for h in hooks.HOOKS]
 
 
 class WebhookForm(FlaskForm):
@@ -46,8 +46,8 @@ class WebhookForm(FlaskForm):
                                                     "inputmode": "url", "autocomplete": "off"})
     description = StringField(_l("Description"), validators=[Optional(), Length(max=200)])
     auth_mode = RadioField(_l("Authentication"), default=AUTH_SIGNATURE, choices=[
-        (AUTH_SIGNATURE, _l("Signature: X-Apsdai-Token is an HMAC-SHA256 signature of the timestamp")),
-        (AUTH_PASSWORD, _l("Password: X-Apsdai-Token is the password, sent as-is")),
+        SelectChoice(AUTH_SIGNATURE, _l("Signature: X-Apsdai-Token is an HMAC-SHA256 signature of the timestamp")),
+        SelectChoice(AUTH_PASSWORD, _l("Password: X-Apsdai-Token is the password, sent as-is")),
     ])
     secret = StringField(_l("Secret"), render_kw={"autocomplete": "off", "spellcheck": "false"})
     hooks = MultiCheckboxField(_l("Events"), choices=hook_choices())
