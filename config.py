@@ -105,6 +105,11 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "DELIVERY_RETRY_SCHEDULE": parse_retry_schedule(env.get("DELIVERY_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE),
         "DELIVERY_RESPONSE_MAX_BYTES": _int(env, "DELIVERY_RESPONSE_MAX_BYTES", 64 * 1024),
         "SWEEP_INTERVAL": _int(env, "SWEEP_INTERVAL", 30),
+        # Requests in flight per worker process, in all and to one endpoint.
+        "DELIVERY_CONCURRENCY": _int(env, "DELIVERY_CONCURRENCY", 64),
+        "DELIVERY_PER_ENDPOINT_CONCURRENCY": _int(env, "DELIVERY_PER_ENDPOINT_CONCURRENCY", 32),
+        # Seconds a drain job works before handing over to a fresh job (keeps shutdowns prompt).
+        "DRAIN_BUDGET": _float(env, "DRAIN_BUDGET", 10.0),
         # Events API
         "API_MAX_BODY_BYTES": _int(env, "API_MAX_BODY_BYTES", 64 * 1024),
         # Admin forms never need more than this; the API has its own, smaller limit.

@@ -77,16 +77,6 @@ class Delivery(db.Model):
     attempts: Mapped[list["Attempt"]] = relationship(back_populates="delivery", order_by="Attempt.number")
 
     @property
-    def job_id(self) -> str:
-        """The RQ job id of this delivery's next attempt: one job per attempt, so the sweeper can
-        tell whether the attempt that is due already has a job."""
-        return self.job_id_for(self.id, self.attempt_count)
-
-    @staticmethod
-    def job_id_for(delivery_id: str, attempt_count: int) -> str:
-        return f"{delivery_id}-a{attempt_count + 1}"
-
-    @property
     def is_final(self) -> bool:
         return self.status in DeliveryStatus.FINAL
 

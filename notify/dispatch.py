@@ -19,7 +19,9 @@ from extensions import db
 from models import Channel, Delivery, Event
 from models.base import new_id
 from notify import hooks
-from notify.queue import enqueue_deliveries
+import time
+
+from notify import queue
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def record_event(hook_name: str, data: dict, *, source: str = "api", channels: I
         delivery = Delivery(id=new_id("dlv"), event=event, channel=channel, channel_kind=channel.kind,
                             target=channel.target, max_attempts=max_attempts, attempt_count=0)
         db.session.add(delivery)
-        pending.append(delivery)
+        pending.append((channel.id, delivery.id))
     return event
 
 
@@ -90,27 +92,19 @@ def emit(hook_name: str, data: dict, **kwargs) -> Event:
     return event
 
 
-@sa_event.listens_for(Session, "before_commit")
-def _remember_ids(session: Session) -> None:
-    # Read the ids while the objects are still loaded; after the commit they are expired.
-    pending = session.info.pop(_PENDING_KEY, None)
-    if pending:
-        session.info[_PENDING_KEY + ".ids"] = [(d.id, d.job_id) for d in pending]
-
-
 @sa_event.listens_for(Session, "after_commit")
 def _enqueue_committed(session: Session) -> None:
-    items = session.info.pop(_PENDING_KEY + ".ids", None)
+    items = session.info.pop(_PENDING_KEY, None)
     if not items:
         return
+    now = time.time()
     try:
-        enqueue_deliveries(items)
+        queue.schedule([(channel_id, delivery_id, now) for channel_id, delivery_id in items])
     except redis.RedisError as exc:
-        # The deliveries are committed: the sweeper enqueues them once Redis is back.
+        # The deliveries are committed: the sweeper hands them to the workers once Redis is back.
         log.warning("could not enqueue %d deliveries (%s); the sweeper will retry", len(items), exc)
 
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
-    session.info.pop(_PENDING_KEY + ".ids", None)

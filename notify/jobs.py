@@ -1,34 +1,48 @@
-"""RQ jobs. Each takes ids, reloads from the database, and is safe to run twice.
+"""RQ jobs. Each reloads what it needs from the database and is safe to run twice.
 
-`deliver` claims the delivery with a conditional UPDATE before sending, so a stale or duplicated
-job (the sweeper re-enqueued it, Redis replayed it) finds nothing to do instead of sending again.
+`drain` is the delivery engine: it takes due deliveries from the ready set in batches, claims
+them in the database with one conditional UPDATE (so a delivery taken twice is sent once), sends
+them concurrently from a bounded thread pool with a cap per endpoint (a slow or dead receiver
+cannot take every slot), and records the attempts in bulk.
 """
 from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+import threading
+import time
+from collections import defaultdict, deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from functools import wraps
 
 import redis
 from flask import current_app
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, insert, or_, update
+from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Attempt, Channel, Delivery, DeliveryStatus, Event
+from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import signing
-from notify.queue import JOB_TIMEOUT, enqueue_deliveries, jobs_missing
-from notify.transports import PERMANENT, SUCCESS, DeliverySettings, transport_for
+from notify import queue, signing
+from notify.transports import PERMANENT, SUCCESS, DeliverySettings, OutgoingRequest, Outcome, transport_for
 
 log = logging.getLogger(__name__)
 
-# A job may start a little before next_attempt_at when machines' clocks differ.
+# A worker may start a little before next_attempt_at when machines' clocks differ.
 CLOCK_SKEW = timedelta(seconds=5)
-# How long past its due time a delivery may wait for its job before the sweeper looks for it.
+# How long past its due time a delivery may wait before the sweeper looks for it.
 SWEEP_GRACE = timedelta(seconds=30)
-SWEEP_BATCH = 1000
+SWEEP_BATCH = 5000
 MAX_RETRY_AFTER = 24 * 3600.0
+# Attempts are written in bulk at least this often, and whenever this many are waiting.
+FLUSH_SECONDS = 0.02
+FLUSH_SIZE = 200
+# Popped deliveries of an endpoint at its cap wait in memory up to this many times the cap;
+# beyond that they go back to Redis for a second, so memory stays bounded.
+HOLD_FACTOR = 4
+DEFER_SECONDS = 1.0
 
 
 def in_app_context(func):
@@ -52,103 +66,256 @@ def retry_delay(attempt_number: int, schedule: list[float], retry_after: float |
     return delay
 
 
-def _lease(config) -> timedelta:
-    """How long a claim holds. Longer than the job timeout, after which RQ has stopped the job: a
-    lease that runs out means the worker that held it is gone."""
-    return timedelta(seconds=max(JOB_TIMEOUT, config["DELIVERY_CONNECT_TIMEOUT"] + config["DELIVERY_READ_TIMEOUT"])
-                     + 30)
+# How long a claim holds: longer than a drain job may run (RQ stops it at JOB_TIMEOUT). A lease
+# that runs out means the worker that held it is gone.
+LEASE = timedelta(seconds=queue.JOB_TIMEOUT + 30)
 
 
-def claim(delivery_id: str) -> bool:
-    """Take the delivery for one attempt if it is due and nobody holds it. Commits."""
+def _claimable(now: datetime):
+    return or_(
+        and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
+             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now + CLOCK_SKEW)),
+        # A worker died while sending: its lease ran out, so the attempt is made again.
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+    )
+
+
+def claim(delivery_ids: list[str]) -> set[str]:
+    """Take the deliveries that are due and not held by anyone, for one attempt each. Commits.
+    Returns the ids this caller now holds."""
+    if not delivery_ids:
+        return set()
     now = utcnow()
     result = db.session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
-        .where(or_(
-            and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
-                 or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now + CLOCK_SKEW)),
-            # A worker died while sending: its lease ran out, so the attempt is made again.
-            and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
-        ))
-        .values(status=DeliveryStatus.SENDING, lease_until=now + _lease(current_app.config), updated_at=now)
+        .where(Delivery.id.in_(delivery_ids), _claimable(now))
+        .values(status=DeliveryStatus.SENDING, lease_until=now + LEASE, updated_at=now)
+        .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
+    claimed = {row[0] for row in result}
     db.session.commit()
-    return result.rowcount == 1
+    return claimed
+
+
+@dataclass
+class InFlight:
+    delivery_id: str
+    channel_id: int
+    number: int
+    max_attempts: int
+    started_at: datetime
+    request: OutgoingRequest
+
+
+# One pool per worker process, reused by every drain: threads keep their keep-alive connections.
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _sender_pool(size: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="deliver")
+        return _pool
+
+
+class Drain:
+    """One drain job's state: what is held in memory, what is in flight, what awaits writing."""
+
+    def __init__(self, config):
+        self.config = config
+        self.settings = DeliverySettings.from_config(config)
+        self.max_in_flight = config["DELIVERY_CONCURRENCY"]
+        self.per_endpoint = min(config["DELIVERY_PER_ENDPOINT_CONCURRENCY"], self.max_in_flight)
+        self.pool = _sender_pool(self.max_in_flight)
+        self.held: dict[int, deque[str]] = defaultdict(deque)  # channel id → popped, not yet claimed
+        self.in_flight: dict[Future, InFlight] = {}
+        self.per_channel: dict[int, int] = defaultdict(int)
+        self.done: list[tuple[InFlight, Outcome]] = []
+        self.cancelled: list[tuple[str, str]] = []
+        self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
+        self.last_flush = time.monotonic()
+        self.sent = 0
+
+    # -- taking work --------------------------------------------------------------------------
+    def held_count(self) -> int:
+        return sum(len(d) for d in self.held.values())
+
+    def refill(self) -> int:
+        """Pop due deliveries from Redis while there is room to hold them."""
+        room = self.max_in_flight * 2 - len(self.in_flight) - self.held_count()
+        if room <= 0:
+            return 0
+        popped = queue.pop_due(room)
+        deferred = []
+        for channel_id, delivery_id in popped:
+            held = self.held[channel_id]
+            if len(held) >= self.per_endpoint * HOLD_FACTOR:
+                deferred.append((channel_id, delivery_id, time.time() + DEFER_SECONDS))
+            else:
+                held.append(delivery_id)
+        if deferred:
+            queue.schedule(deferred)
+        return len(popped)
+
+    def start_sends(self) -> None:
+        """Claim and send held deliveries, within the total and per-endpoint caps."""
+        picked: list[str] = []
+        free = self.max_in_flight - len(self.in_flight)
+        for channel_id, held in self.held.items():
+            room = min(self.per_endpoint - self.per_channel[channel_id], free - len(picked))
+            while held and room > 0:
+                picked.append(held.popleft())
+                room -= 1
+            if len(picked) >= free:
+                break
+        if not picked:
+            return
+        claimed = claim(picked)
+        if not claimed:
+            return
+        deliveries = db.session.scalars(
+            db.select(Delivery).where(Delivery.id.in_(claimed))
+            .options(joinedload(Delivery.event), joinedload(Delivery.channel))
+        ).all()
+        transports = {}
+        for delivery in deliveries:
+            channel = delivery.channel
+            if channel is None or (not channel.enabled and not delivery.event.is_test):
+                self.cancelled.append((delivery.id, "channel deleted" if channel is None else "channel disabled"))
+                continue
+            transport = transports.get(channel.id)
+            if transport is None:
+                transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
+                self.attention[channel.id] = channel.needs_attention
+            item = InFlight(delivery.id, channel.id, delivery.attempt_count + 1, delivery.max_attempts, utcnow(),
+                            transport.prepare(delivery.event, delivery, signing.now_ms()))
+            self.per_channel[channel.id] += 1
+            self.in_flight[self.pool.submit(transport.send, item.request)] = item
+        # Nothing else needs these objects: the requests are built. Keeps the session small.
+        db.session.expunge_all()
+
+    # -- results ------------------------------------------------------------------------------
+    def collect(self, timeout: float) -> None:
+        if not self.in_flight:
+            return
+        finished, _ = wait(list(self.in_flight), timeout=timeout, return_when=FIRST_COMPLETED)
+        for future in finished:
+            item = self.in_flight.pop(future)
+            self.per_channel[item.channel_id] -= 1
+            self.done.append((item, future.result()))
+
+    def flush(self, force: bool = False) -> None:
+        """Write the finished attempts and the deliveries' new states in bulk, then schedule retries."""
+        due = force or len(self.done) >= FLUSH_SIZE or time.monotonic() - self.last_flush >= FLUSH_SECONDS
+        if not due or not (self.done or self.cancelled):
+            return
+        now = utcnow()
+        attempts, updates, retries, attention = [], [], [], {}
+        schedule = self.config["DELIVERY_RETRY_SCHEDULE"]
+        for item, outcome in self.done:
+            request = item.request
+            attempts.append(dict(
+                delivery_id=item.delivery_id, channel_id=item.channel_id, number=item.number,
+                started_at=item.started_at, duration_ms=outcome.duration_ms, request_method=request.method,
+                request_url=request.url, request_headers=request.masked_headers, request_body=request.body_text(),
+                response_status=outcome.status, response_headers=outcome.response_headers,
+                response_body=outcome.response_body, outcome=outcome.kind, error=outcome.error))
+            row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
+                       last_error=outcome.error, lease_until=None, updated_at=now, next_attempt_at=None)
+            if outcome.kind == SUCCESS:
+                row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
+                if self.attention.get(item.channel_id):
+                    attention[item.channel_id] = (False, None)
+            elif outcome.kind == PERMANENT:
+                row.update(status=DeliveryStatus.FAILED)
+                attention[item.channel_id] = (True, outcome.error)
+            elif item.number >= item.max_attempts:
+                row.update(status=DeliveryStatus.DEAD)
+            else:
+                retry_at = now + timedelta(seconds=retry_delay(item.number, schedule, outcome.retry_after))
+                row.update(status=DeliveryStatus.RETRYING, next_attempt_at=retry_at)
+                retries.append((item.channel_id, item.delivery_id,
+                                retry_at.replace(tzinfo=timezone.utc).timestamp()))
+            updates.append(row)
+        for delivery_id, reason in self.cancelled:
+            updates.append(dict(id=delivery_id, status=DeliveryStatus.CANCELLED, last_error=reason, lease_until=None,
+                                updated_at=now))
+        if attempts:
+            db.session.execute(insert(Attempt), attempts)
+        # Rows with different keys cannot share one executemany: group them by their key set.
+        by_keys: dict[tuple, list[dict]] = defaultdict(list)
+        for row in updates:
+            by_keys[tuple(sorted(row))].append(row)
+        for rows in by_keys.values():
+            db.session.execute(update(Delivery), rows)
+        for channel_id, (flag, reason) in attention.items():
+            db.session.execute(update(Channel).where(Channel.id == channel_id)
+                               .values(needs_attention=flag, attention_reason=reason))
+            self.attention[channel_id] = flag
+        db.session.commit()
+        self.sent += len(self.done)
+        self.done, self.cancelled = [], []
+        self.last_flush = time.monotonic()
+        if retries:
+            try:
+                queue.schedule(retries)
+            except redis.RedisError as exc:
+                log.warning("could not schedule %d retries (%s); the sweeper will", len(retries), exc)
+
+    def give_back(self) -> None:
+        """Return held, unclaimed deliveries to Redis (the job's budget ran out)."""
+        items = [(channel_id, delivery_id, time.time()) for channel_id, held in self.held.items()
+                 for delivery_id in held]
+        self.held.clear()
+        queue.schedule(items)
 
 
 @in_app_context
-def deliver(delivery_id: str) -> str:
-    """Make the next attempt of one delivery and record it. Returns what happened, for the job log."""
-    if not claim(delivery_id):
-        return "skipped: not due or already handled"
-    delivery = db.session.get(Delivery, delivery_id)
-    channel = db.session.get(Channel, delivery.channel_id) if delivery.channel_id else None
-    if channel is None or (not channel.enabled and not delivery.event.is_test):
-        delivery.status = DeliveryStatus.CANCELLED
-        delivery.last_error = "channel deleted" if channel is None else "channel disabled"
-        delivery.lease_until = None
-        db.session.commit()
-        return delivery.status
-
-    event: Event = delivery.event
+def drain() -> str:
+    """Deliver what is due until nothing is, or the budget (DRAIN_BUDGET seconds) is spent; then
+    make sure a drain will run when the next delivery is due."""
     config = current_app.config
-    transport = transport_for(channel.kind)(channel, DeliverySettings.from_config(config))
-    number = delivery.attempt_count + 1
-    started = utcnow()
-    request = transport.prepare(event, delivery, signing.now_ms())
-    outcome = transport.send(request)
-
-    db.session.add(Attempt(
-        delivery_id=delivery.id, channel_id=channel.id, number=number, started_at=started,
-        duration_ms=outcome.duration_ms, request_method=request.method, request_url=request.url,
-        request_headers=request.masked_headers, request_body=request.body_text(),
-        response_status=outcome.status, response_headers=outcome.response_headers,
-        response_body=outcome.response_body, outcome=outcome.kind, error=outcome.error,
-    ))
-    delivery.attempt_count = number
-    delivery.last_status_code = outcome.status
-    delivery.last_error = outcome.error
-    delivery.lease_until = None
-    retry_at = None
-    if outcome.kind == SUCCESS:
-        delivery.status = DeliveryStatus.DELIVERED
-        delivery.delivered_at = utcnow()
-        delivery.next_attempt_at = None
-        if channel.needs_attention:
-            channel.needs_attention, channel.attention_reason = False, None
-    elif outcome.kind == PERMANENT:
-        delivery.status = DeliveryStatus.FAILED
-        delivery.next_attempt_at = None
-        channel.needs_attention, channel.attention_reason = True, outcome.error
-    elif number >= delivery.max_attempts:
-        delivery.status = DeliveryStatus.DEAD
-        delivery.next_attempt_at = None
-    else:
-        delivery.status = DeliveryStatus.RETRYING
-        delay = retry_delay(number, config["DELIVERY_RETRY_SCHEDULE"], outcome.retry_after)
-        retry_at = utcnow() + timedelta(seconds=delay)
-        delivery.next_attempt_at = retry_at
-    job = (delivery.id, delivery.job_id)
-    db.session.commit()
-
-    if retry_at is not None:
-        try:
-            enqueue_deliveries([job], at=retry_at)
-        except redis.RedisError as exc:
-            log.warning("could not schedule retry of %s (%s); the sweeper will", delivery_id, exc)
-    return f"{delivery.status}: attempt {number}"
+    queue.drain_started()
+    work = Drain(config)
+    deadline = time.monotonic() + config["DRAIN_BUDGET"]
+    while True:
+        taking = time.monotonic() < deadline
+        popped = work.refill() if taking else 0
+        if taking:
+            work.start_sends()
+        if popped and queue.due_count():
+            queue.wake()  # more is due than this drain can hold: let another worker help
+        if not work.in_flight and not work.held_count():
+            work.flush(force=True)
+            if not taking:
+                break
+            upcoming = queue.next_due()
+            wait_for = None if upcoming is None else upcoming - time.time()
+            if wait_for is None or wait_for > 1.0:
+                break
+            time.sleep(max(0.0, wait_for))  # a retry due within a second: wait for it here
+            continue
+        work.collect(timeout=0 if work.done and len(work.done) >= FLUSH_SIZE else 0.005)
+        work.flush()
+    if work.held_count():
+        work.give_back()
+    upcoming = queue.next_due()
+    if upcoming is not None:
+        queue.wake(at=upcoming if upcoming > time.time() + 0.5 else None)
+    return f"sent {work.sent}"
 
 
 @in_app_context
 def sweep() -> int:
-    """Re-enqueue active deliveries that are overdue and have no job (Redis was flushed or
-    restarted without its data, a worker was killed mid-delivery, an enqueue failed). Returns
-    how many were enqueued. Running it twice at once is harmless: `deliver` claims before sending."""
+    """Put back in the ready set every active delivery that is overdue (Redis lost its data, a
+    worker was killed, an enqueue failed while Redis was down). Returns how many were overdue.
+    Running it twice at once is harmless: a delivery is claimed before it is sent."""
     now = utcnow()
     rows = db.session.execute(
-        db.select(Delivery.id, Delivery.attempt_count, Delivery.status)
+        db.select(Delivery.id, Delivery.channel_id)
         .where(or_(
             and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
                  Delivery.next_attempt_at <= now - SWEEP_GRACE),
@@ -158,13 +325,10 @@ def sweep() -> int:
         .limit(SWEEP_BATCH)
     ).all()
     db.session.rollback()
-    # A delivery whose lease ran out still has its dead worker's job marked as started in RQ, so
-    # its replacement gets an id of its own.
-    items = [(delivery_id, Delivery.job_id_for(delivery_id, count) + ("-r" if status == DeliveryStatus.SENDING else ""))
-             for delivery_id, count, status in rows]
-    missing = jobs_missing([job_id for _, job_id in items])
-    lost = [item for item in items if item[1] in missing]
-    enqueue_deliveries(lost)
-    if lost:
-        log.info("sweeper re-enqueued %d deliveries", len(lost))
-    return len(lost)
+    added = queue.schedule([(channel_id, delivery_id, time.time()) for delivery_id, channel_id in rows],
+                           only_new=True)
+    if added:
+        log.info("sweeper put back %d overdue deliveries", added)
+    if queue.due_count():
+        queue.wake()  # due work and perhaps no drain (a wake-up was lost with Redis): make sure one runs
+    return added

@@ -1,23 +1,41 @@
-"""Redis and the RQ queue. The database is the source of truth; Redis only carries work."""
+"""Redis and RQ: how work reaches the workers. The database is the source of truth; Redis only
+carries work, and everything in it can be rebuilt from the database by the sweeper.
+
+Deliveries that are due wait in one sorted set, the *ready set*: member `c<channel id>:<delivery
+id>`, score the epoch second it is due. Workers run `notify.jobs.drain` jobs that take many members
+at a time, so RQ's per-job bookkeeping (about 2.5 ms and 50 Redis commands) is paid per batch, not
+per delivery. A retry is the same member added back with a later score. A sorted set cannot hold a
+member twice, so re-adding a delivery that is already waiting (the sweeper does) is harmless.
+
+A drain job is enqueued by `wake()`, at most one waiting at a time: every new delivery calls it,
+and each drain clears the flag before it looks at the set, so no delivery is left without a drain.
+"""
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import redis
 from flask import current_app
 from rq import Queue
-from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 log = logging.getLogger(__name__)
 
-# Enough for the slowest transport (connect + read timeouts, SMTP) with room to record the attempt.
+# A drain runs for at most its budget (DRAIN_BUDGET) plus the read timeout: well under this.
 JOB_TIMEOUT = 120
-# A failed job is kept a day so the operator can read its traceback in `rq info` / Redis.
+# A failed job is kept a day so the operator can read its traceback (`rq info`, Redis).
 FAILURE_TTL = 24 * 3600
-ACTIVE_JOB_STATES = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED}
+
+# Pop up to ARGV[2] members due at or before ARGV[1], oldest first, atomically.
+_POP_DUE = """
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
+return members
+"""
 
 
 def redis_url(app=None) -> str:
@@ -47,35 +65,71 @@ def get_queue(app=None) -> Queue:
                  default_timeout=JOB_TIMEOUT)
 
 
-def enqueue_deliveries(items: list[tuple[str, str]], at: datetime | None = None) -> None:
-    """Enqueue `deliver(delivery_id)` for each `(delivery_id, job_id)`, now or at `at` (naive UTC).
+def _key(name: str) -> str:
+    return f"merchant-notify:{current_app.config['RQ_QUEUE']}:{name}"
 
-    Raises `redis.RedisError` when Redis is unreachable; callers that have already committed the
-    deliveries log it and rely on the sweeper.
-    """
+
+def member(channel_id: int | None, delivery_id: str) -> str:
+    return f"c{channel_id or 0}:{delivery_id}"
+
+
+def parse_member(value: bytes | str) -> tuple[int, str]:
+    text = value.decode() if isinstance(value, bytes) else value
+    channel, _, delivery_id = text.partition(":")
+    return int(channel[1:]), delivery_id
+
+
+def schedule(items: list[tuple[int | None, str, float]], *, only_new: bool = False) -> int:
+    """Put `(channel_id, delivery_id, due epoch seconds)` in the ready set and make sure a drain
+    will run when the earliest is due. `only_new` keeps the score of members already there.
+    Returns how many members were not in the set before."""
     if not items:
-        return
-    queue = get_queue()
+        return 0
+    mapping = {member(channel_id, delivery_id): due for channel_id, delivery_id, due in items}
+    added = get_redis().zadd(_key("ready"), mapping, nx=only_new)
+    earliest = min(mapping.values())
+    wake(at=earliest if earliest > time.time() + 0.5 else None)
+    return added
+
+
+def wake(at: float | None = None) -> None:
+    """Enqueue a drain job now (unless one is already waiting) or at `at` (one per second slot)."""
+    connection = get_redis()
     if at is None:
-        datas = [Queue.prepare_data("notify.jobs.deliver", args=(delivery_id,), job_id=job_id, result_ttl=0,
-                                    failure_ttl=FAILURE_TTL, timeout=JOB_TIMEOUT)
-                 for delivery_id, job_id in items]
-        queue.enqueue_many(datas)
+        if connection.set(_key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT):
+            get_queue().enqueue("notify.jobs.drain", job_id=f"drain-{uuid.uuid4().hex}", result_ttl=0,
+                                failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
         return
-    when = at.replace(tzinfo=timezone.utc)
-    for delivery_id, job_id in items:
-        queue.enqueue_at(when, "notify.jobs.deliver", delivery_id, job_id=job_id, result_ttl=0,
-                         failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
+    slot = int(at)
+    if connection.set(_key(f"wake:{slot}"), "1", nx=True, ex=max(60, int(at - time.time()) + 60)):
+        get_queue().enqueue_at(datetime.fromtimestamp(slot + 1, timezone.utc), "notify.jobs.drain",
+                               job_id=f"drain-at-{slot}-{uuid.uuid4().hex[:8]}", result_ttl=0,
+                               failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
 
 
-def jobs_missing(job_ids: list[str]) -> set[str]:
-    """The ids among `job_ids` that have no live job in Redis (never made, lost, finished or failed)."""
-    if not job_ids:
-        return set()
-    queue = get_queue()
-    jobs = Job.fetch_many(job_ids, connection=queue.connection, serializer=JSONSerializer)
-    missing = set()
-    for job_id, job in zip(job_ids, jobs):
-        if job is None or job.get_status(refresh=False) not in ACTIVE_JOB_STATES:
-            missing.add(job_id)
-    return missing
+def drain_started() -> None:
+    """Called by a drain before it pops: from now on a new delivery enqueues another drain."""
+    get_redis().delete(_key("drain-queued"))
+
+
+def pop_due(limit: int, now: float | None = None) -> list[tuple[int, str]]:
+    """Take up to `limit` due deliveries out of the ready set: `[(channel_id, delivery_id), …]`."""
+    now = time.time() if now is None else now
+    members = get_redis().eval(_POP_DUE, 1, _key("ready"), repr(now), limit)
+    return [parse_member(m) for m in members]
+
+
+def next_due() -> float | None:
+    """The epoch second the earliest waiting delivery is due, or None when nothing waits."""
+    first = get_redis().zrange(_key("ready"), 0, 0, withscores=True)
+    return first[0][1] if first else None
+
+
+def ready_count() -> int:
+    """Deliveries waiting in Redis, due or not."""
+    return get_redis().zcard(_key("ready"))
+
+
+def due_count(now: float | None = None) -> int:
+    """Deliveries waiting in Redis that are due now."""
+    return get_redis().zcount(_key("ready"), "-inf", time.time() if now is None else now)

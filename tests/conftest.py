@@ -93,9 +93,22 @@ def app(app_env, redis_url, queue_name):
         db.drop_all()
         db.engine.dispose()
     connection = redis.Redis.from_url(redis_url)
-    keys = list(connection.scan_iter(f"rq:*{queue_name}*"))
+    keys = list(connection.scan_iter(f"rq:*{queue_name}*")) + list(connection.scan_iter(f"merchant-notify:{queue_name}:*"))
     if keys:
         connection.delete(*keys)
+
+
+def lose_redis_work(app) -> None:
+    """Forget every piece of work Redis carries for this app, as a Redis restarted without its data."""
+    from notify.queue import get_queue, get_redis
+
+    with app.app_context():
+        queue = get_queue()
+        queue.empty()
+        connection = get_redis()
+        keys = list(connection.scan_iter(f"merchant-notify:{app.config['RQ_QUEUE']}:*"))
+        if keys:
+            connection.delete(*keys)
 
 
 @pytest.fixture
