@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install clean messages
+.PHONY: run test install clean messages bench
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -33,3 +33,9 @@ clean:
 messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
 		--ignore-dirs=".venv instance receiver_demo tests migrations" -o translations/messages.pot .
+
+# Benchmarks (not tests): about five minutes; writes bench/results.md. Needs wrk for the ingest run.
+bench: install
+	$(BIN)/python -m pip install --quiet -r bench/requirements.txt
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk || echo "wrk is missing: the ingest benchmark will be skipped"
+	$(BIN)/python -m bench.suite

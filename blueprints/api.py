@@ -84,8 +84,10 @@ def create_event():
         event = dispatch.record_event(body["event"], body["data"], source="api")
     except dispatch.InvalidEvent as exc:
         return error(400, "invalid_field", exc.message, exc.field)
+    # Read before the commit, which expires the objects: reading after would reload them.
+    body = {"id": event.id, "event": event.hook, "deliveries": len(event.deliveries)}
     db.session.commit()
-    return jsonify({"id": event.id, "event": event.hook, "deliveries": len(event.deliveries)}), 202
+    return jsonify(body), 202
 
 
 @bp.app_errorhandler(404)

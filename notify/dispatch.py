@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from extensions import db
 from models import Channel, Delivery, Event
-from models.base import new_id
+from models.base import new_id, utcnow
 from notify import hooks
 import time
 
@@ -72,9 +72,10 @@ def record_event(hook_name: str, data: dict, *, source: str = "api", channels: I
     validate(hook_name, data)
     if max_attempts is None:
         max_attempts = 1 + len(current_app.config["DELIVERY_RETRY_SCHEDULE"])
-    event = Event(hook=hook_name, data=data, source=source, is_test=is_test)
-    db.session.add(event)
+    # Subscribers first: querying after adding the event would flush it in a round trip of its own.
     targets = list(channels) if channels is not None else subscribed_channels(hook_name)
+    event = Event(id=new_id("evt"), hook=hook_name, data=data, source=source, is_test=is_test, created_at=utcnow())
+    db.session.add(event)
     pending = db.session.info.setdefault(_PENDING_KEY, [])
     for channel in targets:
         # Ids are set here, not by column defaults at flush time: the commit hook needs them.

@@ -1,5 +1,9 @@
-"""Outbound HTTP for every transport: pooled keep-alive sessions, explicit timeouts, no redirects,
-a capped response read, and failures described in words a merchant understands."""
+"""Outbound HTTP for every transport: pooled keep-alive connections, explicit timeouts, no
+redirects, a capped response read, and failures described in words a merchant understands.
+
+Built on urllib3 directly (requests is built on it too): a delivery is one POST with headers we
+set ourselves, so requests' sessions, cookies and hooks would only add CPU time per delivery.
+"""
 from __future__ import annotations
 
 import socket
@@ -7,9 +11,12 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
-import requests
-from urllib3.exceptions import NameResolutionError
+import urllib3
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, LocationParseError, NameResolutionError,
+                                NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
 
 _local = threading.local()
 
@@ -17,14 +24,14 @@ _local = threading.local()
 EXCERPT_BYTES = 2048
 
 
-def session() -> requests.Session:
-    """One session per thread: connections to each receiver are kept alive between deliveries."""
-    s = getattr(_local, "session", None)
-    if s is None:
-        s = requests.Session()
-        s.trust_env = False  # a proxy from the environment must not silently reroute webhooks
-        _local.session = s
-    return s
+def pool() -> urllib3.PoolManager:
+    """One pool manager per thread: connections to each receiver are kept alive between deliveries."""
+    manager = getattr(_local, "pool", None)
+    if manager is None:
+        # Environment proxies are ignored on purpose: a proxy must not silently reroute webhooks.
+        manager = urllib3.PoolManager(num_pools=64, maxsize=2, retries=False)
+        _local.pool = manager
+    return manager
 
 
 @dataclass
@@ -37,44 +44,40 @@ class HttpResult:
     retry_after: float | None = None
 
 
-def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: float) -> str:
-    host = requests.utils.urlparse(url).netloc
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"Timed out connecting to {host} after {connect_timeout:g} s"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"{host} accepted the connection but did not answer within {read_timeout:g} s"
-    if isinstance(exc, requests.exceptions.SSLError):
-        reason = exc.args[0] if exc.args else exc
-        return f"TLS error talking to {host}: {_root(reason)}"
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        root = _root(exc)
-        if isinstance(root, NameResolutionError) or isinstance(root, socket.gaierror):
-            return f"DNS lookup failed: the host name in {host} could not be resolved"
-        if isinstance(root, ConnectionRefusedError):
-            return f"Connection refused by {host}: is the receiver running and listening on that port?"
-        if isinstance(root, (ConnectionResetError, BrokenPipeError)):
-            return f"{host} closed the connection before answering"
-        if isinstance(root, ssl.SSLError):
-            return f"TLS error talking to {host}: {root}"
-        return f"Could not connect to {host}: {root}"
-    if isinstance(exc, requests.exceptions.InvalidURL):
-        return f"The URL is not valid: {exc}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _root(exc: BaseException) -> BaseException:
-    """The innermost cause: urllib3 wraps the socket error a few layers deep."""
+    """The innermost cause: urllib3 wraps the socket error a layer or two deep."""
     seen = set()
     current: BaseException = exc
     while id(current) not in seen:
         seen.add(id(current))
         nxt = getattr(current, "reason", None) or current.__cause__ or current.__context__
-        if nxt is None and current.args and isinstance(current.args[0], BaseException):
-            nxt = current.args[0]
         if not isinstance(nxt, BaseException):
             break
         current = nxt
     return current
+
+
+def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: float) -> str:
+    host = urlsplit(url).netloc
+    root = _root(exc)
+    # The socket-level cause first: urllib3's NewConnectionError is also a ConnectTimeoutError.
+    if isinstance(root, ConnectionRefusedError):
+        return f"Connection refused by {host}: is the receiver running and listening on that port?"
+    if isinstance(exc, NameResolutionError) or isinstance(root, (NameResolutionError, socket.gaierror)):
+        return f"DNS lookup failed: the host name in {host} could not be resolved"
+    if isinstance(exc, SSLError) or isinstance(root, ssl.SSLError):
+        return f"TLS error talking to {host}: {root}"
+    if isinstance(exc, ReadTimeoutError):
+        return f"{host} accepted the connection but did not answer within {read_timeout:g} s"
+    if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
+        return f"Timed out connecting to {host} after {connect_timeout:g} s"
+    if isinstance(root, (ConnectionResetError, BrokenPipeError)) or isinstance(exc, ProtocolError):
+        return f"{host} closed the connection before answering"
+    if isinstance(exc, NewConnectionError):
+        return f"Could not connect to {host}: {root}"
+    if isinstance(exc, LocationParseError):
+        return f"The URL is not valid: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -84,8 +87,6 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -98,20 +99,24 @@ def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_t
     """POST once. Never raises for network trouble: the failure is described in `HttpResult.error`."""
     started = time.perf_counter()
     try:
-        with session().post(url, data=body, headers=headers, allow_redirects=False, stream=True,
-                            timeout=(connect_timeout, read_timeout)) as response:
-            raw = b""
-            for chunk in response.iter_content(8192):
-                raw += chunk
-                if len(raw) >= max_bytes:
-                    break
-            return HttpResult(
-                status=response.status_code,
-                headers=dict(response.headers),
-                body=raw[:EXCERPT_BYTES].decode("utf-8", errors="replace"),
-                duration_ms=int((time.perf_counter() - started) * 1000),
-                retry_after=parse_retry_after(response.headers.get("Retry-After")),
-            )
-    except requests.exceptions.RequestException as exc:
+        response = pool().urlopen("POST", url, body=body, headers=headers, redirect=False, retries=False,
+                                  timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+                                  preload_content=False)
+        try:
+            raw = response.read(max_bytes)
+            # A receiver that sends more than we read loses its connection instead of sending the
+            # rest into a pooled connection.
+            if response.read(1):
+                response.close()
+        finally:
+            response.release_conn()
+        return HttpResult(
+            status=response.status,
+            headers=dict(response.headers),
+            body=raw[:EXCERPT_BYTES].decode("utf-8", errors="replace"),
+            duration_ms=int((time.perf_counter() - started) * 1000),
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    except (HTTPError, OSError) as exc:
         return HttpResult(error=_describe(exc, url, connect_timeout, read_timeout),
                           duration_ms=int((time.perf_counter() - started) * 1000))

@@ -39,9 +39,9 @@ MAX_RETRY_AFTER = 24 * 3600.0
 # Attempts are written in bulk at least this often, and whenever this many are waiting.
 FLUSH_SECONDS = 0.02
 FLUSH_SIZE = 200
-# Popped deliveries of an endpoint at its cap wait in memory up to this many times the cap;
-# beyond that they go back to Redis for a second, so memory stays bounded.
-HOLD_FACTOR = 4
+# Popped deliveries of an endpoint at its cap wait in memory up to one more round of its cap;
+# beyond that they go back to Redis for a second. Memory stays bounded, and an endpoint that
+# hangs never fills the drain's hands: there is always room to take other endpoints' work.
 DEFER_SECONDS = 1.0
 
 
@@ -152,7 +152,7 @@ class Drain:
         deferred = []
         for channel_id, delivery_id in popped:
             held = self.held[channel_id]
-            if len(held) >= self.per_endpoint * HOLD_FACTOR:
+            if len(held) >= self.per_endpoint:
                 deferred.append((channel_id, delivery_id, time.time() + DEFER_SECONDS))
             else:
                 held.append(delivery_id)

@@ -86,9 +86,18 @@ def schedule(items: list[tuple[int | None, str, float]], *, only_new: bool = Fal
     if not items:
         return 0
     mapping = {member(channel_id, delivery_id): due for channel_id, delivery_id, due in items}
-    added = get_redis().zadd(_key("ready"), mapping, nx=only_new)
     earliest = min(mapping.values())
-    wake(at=earliest if earliest > time.time() + 0.5 else None)
+    if earliest > time.time() + 0.5:
+        added = get_redis().zadd(_key("ready"), mapping, nx=only_new)
+        wake(at=earliest)
+        return added
+    # The common case, a delivery due now, in one round trip: add it and raise the drain flag.
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zadd(_key("ready"), mapping, nx=only_new)
+    pipe.set(_key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT)
+    added, flag_was_free = pipe.execute()
+    if flag_was_free:
+        _enqueue_drain()
     return added
 
 
@@ -97,14 +106,18 @@ def wake(at: float | None = None) -> None:
     connection = get_redis()
     if at is None:
         if connection.set(_key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT):
-            get_queue().enqueue("notify.jobs.drain", job_id=f"drain-{uuid.uuid4().hex}", result_ttl=0,
-                                failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
+            _enqueue_drain()
         return
     slot = int(at)
     if connection.set(_key(f"wake:{slot}"), "1", nx=True, ex=max(60, int(at - time.time()) + 60)):
         get_queue().enqueue_at(datetime.fromtimestamp(slot + 1, timezone.utc), "notify.jobs.drain",
                                job_id=f"drain-at-{slot}-{uuid.uuid4().hex[:8]}", result_ttl=0,
                                failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
+
+
+def _enqueue_drain() -> None:
+    get_queue().enqueue("notify.jobs.drain", job_id=f"drain-{uuid.uuid4().hex}", result_ttl=0,
+                        failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
 
 
 def drain_started() -> None:

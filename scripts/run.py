@@ -50,7 +50,7 @@ def main() -> int:
                     RECEIVER_LOG=str(instance / "received_events.jsonl"), RECEIVER_HOST="127.0.0.1")
 
     commands = {
-        "web": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2", "--threads", "4",
+        "web": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
                 "--access-logfile", "-", "app:create_app()"],
         "worker": [*flask, "worker"],
         "scheduler": [*flask, "scheduler"],

@@ -1,0 +1,297 @@
+"""`make bench`: every delivery benchmark in one run; prints the tables and writes bench/results.md.
+
+    .venv/bin/python -m bench.suite [--quick]
+
+Benchmarks are not tests: nothing here asserts a time. Absolute figures depend on the machine and
+on what else runs on it; the ratios against the baselines measured in the same run are the figures
+to track. Each setup starts what it needs (a private Redis, a gunicorn receiver, the product's own
+worker and API processes) and stops it afterwards.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+
+from bench import baselines
+from bench.common import Receiver, RedisServer, format_table, median
+from bench.product import PROJECT_DIR, Product, rss_peak_mb
+
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def arrivals(record_dir: Path) -> dict[str, float]:
+    """delivery id → first arrival time at the receiver."""
+    seen = {}
+    for path in Path(record_dir).glob("arrivals-*.log"):
+        for line in path.read_text().splitlines():
+            stamp, _, delivery = line.partition(" ")
+            seen.setdefault(delivery, float(stamp))
+    return seen
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), connect_timeout=2).close()
+        return True
+    except Exception:
+        return False
+
+
+# -- 1. throughput ----------------------------------------------------------------------------
+def throughput(reps: int, n: int) -> list[dict]:
+    rows = []
+    with RedisServer() as redis, Receiver(workers=2, threads=1) as receiver:
+        url = receiver.url
+        baselines.raw_requests(url, 200)  # warm-up
+
+        def record(label, processes, runs, note=""):
+            rows.append({"setup": label, "processes": processes, "deliveries/s": median(runs),
+                         "per process/s": median(runs) / processes, "runs": ", ".join(f"{r:,.0f}" for r in runs),
+                         "note": note})
+            print(f"  {label} ×{processes}: {rows[-1]['runs']}", flush=True)
+
+        for processes in (1, 2):
+            record("raw keep-alive requests loop", processes,
+                   [baselines.raw_requests(url, n, processes) for _ in range(reps)], "records nothing")
+        record("Apprise json:// in a loop", 1, [baselines.apprise_json(url, n) for _ in range(reps)],
+               "records and retries nothing")
+        record("plain RQ SimpleWorker, a job per delivery", 1,
+               [baselines.plain_rq(url, n // 3, redis.url, "simple") for _ in range(reps)])
+        record("plain RQ Worker (forks per job)", 1,
+               [baselines.plain_rq(url, 200, redis.url, "default") for _ in range(reps)])
+        databases = [("SQLite", None)] + ([("PostgreSQL", POSTGRES_URL)] if postgres_available() else [])
+        for db_label, db_url in databases:
+            for workers in (1, 2):
+                runs, counts = [], None
+                with tempfile.TemporaryDirectory() as tmp:
+                    with Product(redis.url, db_url or f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
+                        product.add_webhook(url + "/hook", ["order_pay_hook"])
+                        product.start_workers(workers)
+                        for _ in range(reps):
+                            product.reset()
+                            product.backlog(n, "order_pay_hook")
+                            runs.append(n / product.release_and_wait(n))
+                            counts = product.counts()
+                assert counts["attempts"] == n and counts["deliveries"] == {"delivered": n}, counts
+                record(f"merchant-notify, {db_label}", workers, runs, "every attempt recorded")
+    reference = rows[0]["per process/s"]
+    for row in rows:
+        row["vs raw loop (per process)"] = row["per process/s"] / reference
+    return rows
+
+
+# -- 2. slow receivers ------------------------------------------------------------------------
+def slow_receivers(n: int) -> list[dict]:
+    rows = []
+    with RedisServer() as redis, Receiver(workers=2, threads=128, delay_ms=200) as receiver, \
+            tempfile.TemporaryDirectory() as tmp:
+        with Product(redis.url, f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
+            product.add_webhook(receiver.url + "/hook", ["order_pay_hook"])
+            (pid,) = product.start_workers(1)
+            product.backlog(n, "order_pay_hook")
+            seconds = product.release_and_wait(n)
+            rows.append({"setup": "merchant-notify, 1 worker process, receiver answers after 200 ms",
+                         "deliveries": n, "deliveries/s": n / seconds,
+                         "in flight (cap per endpoint)": os.environ.get("DELIVERY_PER_ENDPOINT_CONCURRENCY", "32"),
+                         "worker peak RSS MiB": rss_peak_mb(pid)})
+    print(f"  {rows[-1]}", flush=True)
+    return rows
+
+
+# -- 3. isolation -----------------------------------------------------------------------------
+def isolation(rate: float, seconds: float) -> list[dict]:
+    with RedisServer() as redis, tempfile.TemporaryDirectory() as tmp:
+        record_dir = Path(tmp) / "arrivals"
+        with Receiver(workers=2, threads=128, hang_prefix="/hang", hang_seconds=60, record_dir=record_dir) as rec:
+            with Product(redis.url, f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
+                product.add_webhook(rec.url + "/hang/hook", ["order_create_hook"])  # never answers
+                product.add_webhook(rec.url + "/hook", ["order_pay_hook"])  # healthy
+                product.start_workers(1)
+                emitted = {}
+                interval, start = 1.0 / rate, time.perf_counter()
+                for i in range(int(rate * seconds)):
+                    time.sleep(max(0.0, start + i * interval - time.perf_counter()))
+                    hook = "order_pay_hook" if i % 2 else "order_create_hook"
+                    event_id = product.emit(hook, {"order": {"order_no": f"A{i}"}})
+                    if hook == "order_pay_hook":
+                        emitted[event_id] = time.time()
+                time.sleep(2)
+                deliveries = product.delivery_ids_by_event()
+                arrived = arrivals(record_dir)
+                latencies = [(arrived[deliveries[e][0]] - t) * 1000 for e, t in emitted.items()
+                             if deliveries[e][0] in arrived]
+    # Deliveries that never arrived count as infinitely late, so they cannot flatter the percentiles.
+    latencies += [float("inf")] * (len(emitted) - len(latencies))
+    row = {"setup": f"{rate:g} events/s for {seconds:g} s, half to an endpoint that never answers",
+           "healthy arrived": f"{sum(x != float('inf') for x in latencies)} / {len(emitted)}",
+           "healthy p50 ms": percentile(latencies, 50), "healthy p99 ms": percentile(latencies, 99),
+           "healthy max ms": max(latencies)}
+    print(f"  {row}", flush=True)
+    return [row]
+
+
+# -- 4. latency -------------------------------------------------------------------------------
+def latency(rate: float, seconds: float) -> list[dict]:
+    rows = []
+    databases = [("SQLite", None)] + ([("PostgreSQL", POSTGRES_URL)] if postgres_available() else [])
+    with RedisServer() as redis, tempfile.TemporaryDirectory() as tmp:
+        for db_label, db_url in databases:
+            rows.append(_latency_product(redis.url, db_label, db_url or f"sqlite:///{tmp}/bench.db", Path(tmp),
+                                         rate, seconds))
+        # The reference: a bare non-forking RQ worker, one job per event, nothing recorded.
+        record_dir = Path(tmp) / "arrivals-rq"
+        with Receiver(workers=2, threads=8, record_dir=record_dir) as rec:
+            rows.append(baselines_latency_rq(rec.url, redis.url, rate, seconds, record_dir))
+    for row in rows:
+        print(f"  {row}", flush=True)
+    return rows
+
+
+def _latency_product(redis_url, db_label, db_url, tmp: Path, rate, seconds) -> dict:
+    record_dir = tmp / f"arrivals-{db_label}"
+    with Receiver(workers=2, threads=8, record_dir=record_dir) as rec, Product(redis_url, db_url, tmp) as product:
+        product.add_webhook(rec.url + "/hook", ["order_pay_hook"])
+        product.start_workers(1)
+        api = product.start_api()
+        token = product.api_token()
+        session = requests.Session()
+        returned = {}
+        interval, start = 1.0 / rate, time.perf_counter()
+        for i in range(int(rate * seconds)):
+            time.sleep(max(0.0, start + i * interval - time.perf_counter()))
+            response = session.post(api + "/api/v1/events", headers={"Authorization": f"Bearer {token}"},
+                                    json={"event": "order_pay_hook", "data": {"order": {"order_no": f"A{i}"}}})
+            returned[response.json()["id"]] = time.time()
+        time.sleep(2)
+        deliveries = product.delivery_ids_by_event()
+        arrived = arrivals(record_dir)
+    ms = [(arrived[deliveries[e][0]] - t) * 1000 for e, t in returned.items() if deliveries[e][0] in arrived]
+    ms += [float("inf")] * (len(returned) - len(ms))
+    return {"setup": f"merchant-notify on {db_label}: events API (gunicorn ×2) → worker → receiver",
+            "events": len(returned), "arrived": sum(x != float("inf") for x in ms),
+            "p50 ms": percentile(ms, 50), "p99 ms": percentile(ms, 99)}
+
+
+def baselines_latency_rq(url: str, redis_url: str, rate: float, seconds: float, record_dir: Path) -> dict:
+    import subprocess
+    import sys
+    import uuid
+
+    import redis as redis_lib
+    from rq import Queue, SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    connection = redis_lib.Redis.from_url(redis_url)
+    queue = Queue(f"bench-lat-{uuid.uuid4().hex[:6]}", connection=connection, serializer=JSONSerializer)
+    worker = subprocess.Popen([sys.executable, "-c", (
+        "import sys, redis; from rq import SimpleWorker, Queue; from rq.serializers import JSONSerializer;"
+        "import bench.tasks;"
+        f"c = redis.Redis.from_url({redis_url!r});"
+        f"q = Queue({queue.name!r}, connection=c, serializer=JSONSerializer);"
+        "SimpleWorker([q], connection=c, serializer=JSONSerializer).work(logging_level='WARNING')")],
+        cwd=PROJECT_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while SimpleWorker.count(queue=queue) < 1:
+            time.sleep(0.1)
+        enqueued = {}
+        interval, start = 1.0 / rate, time.perf_counter()
+        for i in range(int(rate * seconds)):
+            time.sleep(max(0.0, start + i * interval - time.perf_counter()))
+            queue.enqueue("bench.tasks.post_once", url, i, result_ttl=0)
+            enqueued[f"dlv_{i:08d}"] = time.time()
+        time.sleep(2)
+        arrived = arrivals(record_dir)
+        ms = [(arrived[d] - t) * 1000 for d, t in enqueued.items() if d in arrived]
+    finally:
+        worker.terminate()
+        worker.wait(10)
+        queue.delete(delete_jobs=True)
+    return {"setup": "reference: bare RQ SimpleWorker, enqueue → receiver, nothing recorded", "events": len(enqueued),
+            "arrived": len(ms), "p50 ms": percentile(ms, 50), "p99 ms": percentile(ms, 99)}
+
+
+# -- 5. ingest --------------------------------------------------------------------------------
+def ingest(seconds: float, clients: int) -> list[dict]:
+    rows = []
+    databases = [("SQLite (WAL)", None)] + ([("PostgreSQL", POSTGRES_URL)] if postgres_available() else [])
+    for db_label, db_url in databases:
+        with RedisServer() as redis, tempfile.TemporaryDirectory() as tmp:
+            with Product(redis.url, db_url or f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
+                product.add_webhook("http://127.0.0.1:9/hook", ["order_pay_hook"])
+                api = product.start_api(workers=2)
+                token = product.api_token()
+                times, errors, lock = [], [], threading.Lock()
+                deadline = time.perf_counter() + seconds
+
+                def client():
+                    session = requests.Session()
+                    headers = {"Authorization": f"Bearer {token}"}
+                    while time.perf_counter() < deadline:
+                        t = time.perf_counter()
+                        r = session.post(api + "/api/v1/events", headers=headers,
+                                         json={"event": "order_pay_hook", "data": {"order": {"order_no": "A1"}}})
+                        with lock:
+                            (times if r.status_code == 202 else errors).append(time.perf_counter() - t)
+
+                threads = [threading.Thread(target=client) for _ in range(clients)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                rows.append({"database": db_label, "clients": clients, "accepted events/s": len(times) / seconds,
+                             "p50 ms": percentile(times, 50) * 1000, "p99 ms": percentile(times, 99) * 1000,
+                             "errors": len(errors)})
+                print(f"  {rows[-1]}", flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter runs")
+    args = parser.parse_args(argv)
+    reps, n = (1, 1000) if args.quick else (3, 3000)
+    sections = []
+    started = time.perf_counter()
+    print("1. throughput, fast receiver", flush=True)
+    sections.append(("1. Throughput, fast receiver (deliveries a second, median of "
+                     f"{reps}; {n} deliveries a run)", throughput(reps, n)))
+    print("2. slow receivers", flush=True)
+    sections.append(("2. Slow receivers (200 ms each)", slow_receivers(1000 if args.quick else 2000)))
+    print("3. isolation", flush=True)
+    sections.append(("3. Isolation", isolation(40, 10 if args.quick else 20)))
+    print("4. latency", flush=True)
+    sections.append(("4. Latency at a steady 50 events a second", latency(50, 5 if args.quick else 15)))
+    print("5. ingest", flush=True)
+    sections.append(("5. Ingest: the events API under gunicorn (2 workers), no delivery worker running",
+                     ingest(5 if args.quick else 10, 8)))
+    elapsed = time.perf_counter() - started
+    header = (f"# Benchmark results\n\nProduced by `make bench` (`python -m bench.suite`) on "
+              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
+              f"Python {platform.python_version()}, in {elapsed:.0f} s. Everything (receiver, Redis, database, "
+              "workers) shares this machine's cores.\n")
+    parts = [header]
+    for title, rows in sections:
+        parts.append(f"## {title}\n\n{format_table(rows, list(rows[0]))}\n")
+    text = "\n".join(parts)
+    (Path(__file__).parent / "results.md").write_text(text)
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
