@@ -141,13 +141,20 @@ def emit(hook: str, data_json: str):
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Drain the queue and exit.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this worker's Prometheus metrics on this port (for workers on other machines).")
 @with_appcontext
-def worker(burst: bool, name: str | None):
+def worker(burst: bool, name: str | None, metrics_port: int | None):
     """Run a delivery worker (non-forking RQ worker with the scheduler for delayed retries)."""
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
     from notify.queue import get_queue, get_redis
+
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
 
     queue = get_queue()
     w = SimpleWorker([queue], connection=get_redis(), serializer=JSONSerializer, name=name)

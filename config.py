@@ -133,5 +133,5 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
-        "RECEIVER_DEMO_URL": env.get("RECEIVER_DEMO_URL") or None,
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
     }

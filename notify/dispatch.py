@@ -16,7 +16,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from extensions import db
-from models import Channel, Delivery, Event
+from models import Channel, Delivery, DeliveryStatus, Event
 from models.base import new_id, utcnow
 from notify import hooks
 import time
@@ -80,7 +80,9 @@ def record_event(hook_name: str, data: dict, *, source: str = "api", channels: I
     for channel in targets:
         # Ids are set here, not by column defaults at flush time: the commit hook needs them.
         delivery = Delivery(id=new_id("dlv"), event=event, channel=channel, channel_kind=channel.kind,
-                            target=channel.target, max_attempts=max_attempts, attempt_count=0)
+                            target=channel.target, max_attempts=max_attempts, attempt_count=0,
+                            status=DeliveryStatus.PENDING, created_at=event.created_at,
+                            next_attempt_at=event.created_at)
         db.session.add(delivery)
         pending.append((channel.id, delivery.id))
     return event

@@ -25,7 +25,7 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import queue, signing
+from notify import metrics, queue, signing
 from notify.transports import PERMANENT, SUCCESS, DeliverySettings, OutgoingRequest, Outcome, transport_for
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ def claim(delivery_ids: list[str]) -> set[str]:
 class InFlight:
     delivery_id: str
     channel_id: int
+    channel_kind: str
     number: int
     max_attempts: int
     started_at: datetime
@@ -134,7 +135,7 @@ class Drain:
         self.in_flight: dict[Future, InFlight] = {}
         self.per_channel: dict[int, int] = defaultdict(int)
         self.done: list[tuple[InFlight, Outcome]] = []
-        self.cancelled: list[tuple[str, str]] = []
+        self.cancelled: list[tuple[str, str, str]] = []  # delivery id, channel kind, reason
         self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
         self.last_flush = time.monotonic()
         self.sent = 0
@@ -184,13 +185,14 @@ class Drain:
         for delivery in deliveries:
             channel = delivery.channel
             if channel is None or (not channel.enabled and not delivery.event.is_test):
-                self.cancelled.append((delivery.id, "channel deleted" if channel is None else "channel disabled"))
+                self.cancelled.append((delivery.id, delivery.channel_kind,
+                                       "channel deleted" if channel is None else "channel disabled"))
                 continue
             transport = transports.get(channel.id)
             if transport is None:
                 transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
                 self.attention[channel.id] = channel.needs_attention
-            item = InFlight(delivery.id, channel.id, delivery.attempt_count + 1, delivery.max_attempts, utcnow(),
+            item = InFlight(delivery.id, channel.id, channel.kind, delivery.attempt_count + 1, delivery.max_attempts, utcnow(),
                             transport.prepare(delivery.event, delivery, signing.now_ms()))
             self.per_channel[channel.id] += 1
             self.in_flight[self.pool.submit(transport.send, item.request)] = item
@@ -240,9 +242,12 @@ class Drain:
                 retries.append((item.channel_id, item.delivery_id,
                                 retry_at.replace(tzinfo=timezone.utc).timestamp()))
             updates.append(row)
-        for delivery_id, reason in self.cancelled:
+            metrics.record_attempt(item.channel_kind, outcome.kind, outcome.duration_ms,
+                                   None if row["status"] == DeliveryStatus.RETRYING else row["status"])
+        for delivery_id, channel_kind, reason in self.cancelled:
             updates.append(dict(id=delivery_id, status=DeliveryStatus.CANCELLED, last_error=reason, lease_until=None,
                                 updated_at=now))
+            metrics.FINISHED.labels(channel_kind, DeliveryStatus.CANCELLED).inc()
         if attempts:
             db.session.execute(insert(Attempt), attempts)
         # Rows with different keys cannot share one executemany: group them by their key set.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +30,12 @@ def main() -> int:
     host = env.get("MN_HOST", "127.0.0.1")
     port = env.get("MN_PORT", "5000")
     demo_port = env.get("RECEIVER_PORT", "5001")
+
+    # Every process of this box writes its metrics here; the admin's /metrics adds them up.
+    metrics_dir = instance / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
     embedded_dir = None
     if not env.get("REDIS_URL"):
