@@ -135,7 +135,7 @@ def emit(hook: str, data_json: str):
         event = dispatch.emit(hook, data, source="cli")
     except dispatch.InvalidEvent as exc:
         raise click.BadParameter(exc.message, param_hint=exc.field) from None
-    click.echo(f"{event.id}: {len(event.deliveries)} deliveries queued")
+    click.echo(f"{event.id}: {len(event.delivery_ids)} deliveries queued")
 
 
 @click.command("worker")

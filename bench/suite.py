@@ -277,6 +277,12 @@ def main(argv=None) -> None:
     print("5. ingest", flush=True)
     sections.append(("5. Ingest: the events API under gunicorn (2 sync workers), loaded by wrk, "
                      "no delivery worker running", ingest(5 if args.quick else 10, 8)))
+    print("6. admin at size", flush=True)
+    from bench import admin_at_size
+
+    size = 100_000 if args.quick else 1_000_000
+    sections.append((f"6. Admin at size: {size:,} attempts in SQLite, 40 renders of each page",
+                     admin_at_size.run(size)))
     elapsed = time.perf_counter() - started
     header = (f"# Benchmark results\n\nProduced by `make bench` (`python -m bench.suite`) on "
               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, render_template, request
 from flask_login import login_required
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Channel, Delivery, DeliveryStatus
@@ -24,7 +25,8 @@ def index():
     status = request.args.get("status") or None
     channel_id = request.args.get("channel", type=int)
     before = request.args.get("before") or None  # keyset pagination: fast at any depth
-    query = db.select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc())
+    query = (db.select(Delivery).options(joinedload(Delivery.event))
+             .order_by(Delivery.created_at.desc(), Delivery.id.desc()))
     if status in DeliveryStatus.ALL:
         query = query.where(Delivery.status == status)
     if channel_id:

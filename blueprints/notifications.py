@@ -147,5 +147,5 @@ def test(channel_id: int):
     if not form.validate_on_submit():
         flash(_("Choose an event to send."), "danger")
         return redirect(url_for("notifications.edit_webhook", channel_id=channel.id))
-    delivery = channel_service.send_test(channel, form.hook.data)
-    return redirect(url_for("deliveries.detail", delivery_id=delivery.id))
+    delivery_id = channel_service.send_test(channel, form.hook.data)
+    return redirect(url_for("deliveries.detail", delivery_id=delivery_id))

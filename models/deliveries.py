@@ -53,7 +53,9 @@ class Delivery(db.Model):
     __table_args__ = (
         # The sweeper's question: which active deliveries are overdue?
         Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+        # The deliveries page: newest first, optionally by channel or by result.
         Index("ix_deliveries_channel_created", "channel_id", "created_at"),
+        Index("ix_deliveries_status_created", "status", "created_at"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask_login import UserMixin
 from sqlalchemy import String
@@ -55,11 +55,19 @@ class ApiToken(db.Model):
         return cls(name=name, token_hash=cls.hash(plain), hint=plain[:10]), plain
 
     @classmethod
-    def find_active(cls, plain: str) -> "ApiToken | None":
-        token = db.session.scalar(db.select(cls).filter_by(token_hash=cls.hash(plain)))
-        if token is None or token.revoked_at is not None:
+    def authenticate(cls, plain: str) -> int | None:
+        """The id of the active token `plain`, or None. Records its use, at most once a minute
+        (so a busy shop does not turn every call into a token update); the caller commits.
+
+        Columns rather than an ORM object: this runs on every API call."""
+        row = db.session.execute(db.select(cls.id, cls.revoked_at, cls.last_used_at)
+                                 .where(cls.token_hash == cls.hash(plain))).first()
+        if row is None or row.revoked_at is not None:
             return None
-        return token
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+            db.session.execute(db.update(cls).where(cls.id == row.id).values(last_used_at=now))
+        return row.id
 
     @property
     def active(self) -> bool:

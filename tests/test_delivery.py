@@ -19,7 +19,7 @@ SECRET = "whsec_e2e_secret_abcdefghijklmnop"
 def emit(app, hook="order_pay_hook", data=None):
     with app.app_context():
         event = dispatch.emit(hook, data or hooks.get(hook).sample)
-        return event.id, [d.id for d in event.deliveries]
+        return event.id, list(event.delivery_ids)
 
 
 def load(app, delivery_id):

@@ -35,9 +35,11 @@ def test_metrics_count_attempts_and_show_the_backlog(app, client, receiver_demo,
 
     # A backlog: two deliveries due for a minute that no worker has taken.
     with app.app_context():
-        for _ in range(2):
-            event = dispatch.record_event("order_pay_hook", hooks.get("order_pay_hook").sample)
-            event.deliveries[0].next_attempt_at -= timedelta(minutes=1)
+        ids = [dispatch.record_event("order_pay_hook", hooks.get("order_pay_hook").sample).delivery_ids[0]
+               for _ in range(2)]
+        db.session.commit()
+        for delivery in db.session.scalars(db.select(Delivery).where(Delivery.id.in_(ids))):
+            delivery.next_attempt_at -= timedelta(minutes=1)
         db.session.commit()
     text = client.get("/metrics").text
     assert sample(text, "merchant_notify_active_deliveries", status="pending") == 2
