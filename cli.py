@@ -151,6 +151,10 @@ def worker(burst: bool, name: str | None, metrics_port: int | None):
 
     from notify.queue import get_queue, get_redis
 
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: for a worker that seems stuck.
+    import faulthandler
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if metrics_port:
         from prometheus_client import start_http_server
 

@@ -84,9 +84,9 @@ class Product:
         from notify.queue import get_queue
 
         for _ in range(count):
+            log = open(self.tmp / f"worker-{len(self.workers)}.log", "w")
             self.workers.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "worker"],
-                                                 cwd=PROJECT_DIR, env=self.env, stdout=subprocess.DEVNULL,
-                                                 stderr=subprocess.DEVNULL))
+                                                 cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=log))
         with self.app.app_context():
             queue = get_queue()
             deadline = time.monotonic() + 30

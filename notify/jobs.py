@@ -26,7 +26,8 @@ from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
 from notify import metrics, queue, signing
-from notify.transports import PERMANENT, SUCCESS, DeliverySettings, OutgoingRequest, Outcome, transport_for
+from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, DeliverySettings, OutgoingRequest, Outcome,
+                               transport_for)
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,6 @@ MAX_RETRY_AFTER = 24 * 3600.0
 # Attempts are written in bulk at least this often, and whenever this many are waiting.
 FLUSH_SECONDS = 0.02
 FLUSH_SIZE = 200
-# Popped deliveries of an endpoint at its cap wait in memory up to one more round of its cap;
-# beyond that they go back to Redis for a second. Memory stays bounded, and an endpoint that
-# hangs never fills the drain's hands: there is always room to take other endpoints' work.
-DEFER_SECONDS = 1.0
-
-
 def in_app_context(func):
     """Run the job in its own app context, so each job gets a fresh database session that is
     removed when it ends, even in a long-lived non-forking worker."""
@@ -145,20 +140,14 @@ class Drain:
         return sum(len(d) for d in self.held.values())
 
     def refill(self) -> int:
-        """Pop due deliveries from Redis while there is room to hold them."""
-        room = self.max_in_flight * 2 - len(self.in_flight) - self.held_count()
-        if room <= 0:
-            return 0
-        popped = queue.pop_due(room)
-        deferred = []
+        """Take due deliveries from Redis: enough for one more round of sends, per endpoint and in
+        all. An endpoint at its cap gets none, so its backlog waits in Redis, not here."""
+        limit = self.max_in_flight * 2 - len(self.in_flight) - self.held_count()
+        room = {channel_id: self.per_endpoint * 2 - self.per_channel[channel_id] - len(self.held[channel_id])
+                for channel_id in set(self.per_channel) | set(self.held)}
+        popped = queue.pop_due(limit, self.per_endpoint * 2, room)
         for channel_id, delivery_id in popped:
-            held = self.held[channel_id]
-            if len(held) >= self.per_endpoint:
-                deferred.append((channel_id, delivery_id, time.time() + DEFER_SECONDS))
-            else:
-                held.append(delivery_id)
-        if deferred:
-            queue.schedule(deferred)
+            self.held[channel_id].append(delivery_id)
         return len(popped)
 
     def start_sends(self) -> None:
@@ -192,8 +181,8 @@ class Drain:
             if transport is None:
                 transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
                 self.attention[channel.id] = channel.needs_attention
-            item = InFlight(delivery.id, channel.id, channel.kind, delivery.attempt_count + 1, delivery.max_attempts, utcnow(),
-                            transport.prepare(delivery.event, delivery, signing.now_ms()))
+            item = InFlight(delivery.id, channel.id, channel.kind, delivery.attempt_count + 1,
+                            delivery.max_attempts, utcnow(), transport.prepare(delivery.event, delivery, signing.now_ms()))
             self.per_channel[channel.id] += 1
             self.in_flight[self.pool.submit(transport.send, item.request)] = item
         # Nothing else needs these objects: the requests are built. Keeps the session small.
@@ -207,7 +196,12 @@ class Drain:
         for future in finished:
             item = self.in_flight.pop(future)
             self.per_channel[item.channel_id] -= 1
-            self.done.append((item, future.result()))
+            try:
+                outcome = future.result()
+            except Exception as exc:  # a bug in a transport must cost one attempt, not the batch
+                log.exception("transport %s failed on %s", item.channel_kind, item.delivery_id)
+                outcome = Outcome(kind=TRANSIENT, error=f"Internal error while sending: {exc!r}")
+            self.done.append((item, outcome))
 
     def flush(self, force: bool = False) -> None:
         """Write the finished attempts and the deliveries' new states in bulk, then schedule retries."""
@@ -288,22 +282,25 @@ def drain() -> str:
     deadline = time.monotonic() + config["DRAIN_BUDGET"]
     while True:
         taking = time.monotonic() < deadline
-        popped = work.refill() if taking else 0
         if taking:
+            popped = work.refill()
             work.start_sends()
-        if popped and queue.due_count():
-            queue.wake()  # more is due than this drain can hold: let another worker help
-        if not work.in_flight and not work.held_count():
+            if popped and queue.due_count():
+                queue.wake()  # more is due than this drain can hold: let another worker help
+        if not work.in_flight:
             work.flush(force=True)
+            # Past the budget, what is still held goes back to Redis below, for the next drain.
             if not taking:
                 break
+            if work.held_count():
+                continue
             upcoming = queue.next_due()
             wait_for = None if upcoming is None else upcoming - time.time()
             if wait_for is None or wait_for > 1.0:
                 break
             time.sleep(max(0.0, wait_for))  # a retry due within a second: wait for it here
             continue
-        work.collect(timeout=0 if work.done and len(work.done) >= FLUSH_SIZE else 0.005)
+        work.collect(timeout=0 if len(work.done) >= FLUSH_SIZE else 0.005)
         work.flush()
     if work.held_count():
         work.give_back()

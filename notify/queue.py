@@ -30,13 +30,33 @@ JOB_TIMEOUT = 120
 # A failed job is kept a day so the operator can read its traceback (`rq info`, Redis).
 FAILURE_TTL = 24 * 3600
 
-# Pop up to ARGV[2] members due at or before ARGV[1], oldest first, atomically.
+# Pop due members, oldest first, atomically, skipping endpoints that have no room: at most
+# ARGV[2] in all, looking at no more than the ARGV[3] oldest due members, at most ARGV[4] per
+# endpoint unless ARGV[5…] (pairs "c<id>", n) says otherwise. An endpoint at its limit keeps its
+# deliveries waiting here, in order, while others' are taken past them.
 _POP_DUE = """
-local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #members > 0 then redis.call('ZREM', KEYS[1], unpack(members)) end
-return members
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local limit = tonumber(ARGV[2])
+local default = tonumber(ARGV[4])
+local room = {}
+for i = 5, #ARGV, 2 do room[ARGV[i]] = tonumber(ARGV[i + 1]) end
+local taken = {}
+for _, m in ipairs(members) do
+    if #taken >= limit then break end
+    local endpoint = string.match(m, '^(c%d+):')
+    local left = room[endpoint] or default
+    if left > 0 then
+        room[endpoint] = left - 1
+        taken[#taken + 1] = m
+    else
+        room[endpoint] = 0
+    end
+end
+if #taken > 0 then redis.call('ZREM', KEYS[1], unpack(taken)) end
+return taken
 """
-
+# How far past the first due member one pop looks for endpoints that have room.
+POP_SCAN = 2000
 
 def redis_url(app=None) -> str:
     app = app or current_app
@@ -125,10 +145,15 @@ def drain_started() -> None:
     get_redis().delete(_key("drain-queued"))
 
 
-def pop_due(limit: int, now: float | None = None) -> list[tuple[int, str]]:
-    """Take up to `limit` due deliveries out of the ready set: `[(channel_id, delivery_id), …]`."""
+def pop_due(limit: int, per_endpoint: int, room: dict[int, int] | None = None,
+            now: float | None = None) -> list[tuple[int, str]]:
+    """Take up to `limit` due deliveries out of the ready set, at most `per_endpoint` for an endpoint
+    unless `room` (channel id → n) says otherwise: `[(channel_id, delivery_id), …]`."""
+    if limit <= 0:
+        return []
     now = time.time() if now is None else now
-    members = get_redis().eval(_POP_DUE, 1, _key("ready"), repr(now), limit)
+    pairs = [value for channel_id, n in (room or {}).items() for value in (f"c{channel_id}", max(0, n))]
+    members = get_redis().eval(_POP_DUE, 1, _key("ready"), repr(now), limit, POP_SCAN, per_endpoint, *pairs)
     return [parse_member(m) for m in members]
 
 

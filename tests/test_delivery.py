@@ -276,3 +276,51 @@ def test_a_delivery_held_by_a_dead_worker_is_sent_once_its_lease_runs_out(app, r
     worker()
     status, attempts = load(app, delivery_id)
     assert status == DeliveryStatus.DELIVERED and len(attempts) == 1 and len(demo.events()) == 1
+
+
+def test_a_transport_that_crashes_costs_one_attempt_not_the_batch(app, monkeypatch, receiver_demo, make_webhook,
+                                                                 worker):
+    """A bug in one channel kind's code is recorded as a failed attempt and retried; the other
+    deliveries of the same batch go out."""
+    from notify.transports import REGISTRY
+    from notify.transports.webhook import WebhookTransport
+
+    class Broken(WebhookTransport):
+        kind = "broken"
+
+        def send(self, request):
+            raise RuntimeError("boom")
+
+    monkeypatch.setitem(REGISTRY, "broken", Broken)
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET)
+    broken_id = make_webhook("https://broken.example.com/hook")
+    with app.app_context():
+        db.session.get(Channel, broken_id).kind = "broken"
+        db.session.commit()
+    app.config["DELIVERY_RETRY_SCHEDULE"] = [60]
+    _, delivery_ids = emit(app)
+    worker()
+    results = {load(app, d)[0]: load(app, d)[1] for d in delivery_ids}
+    assert set(results) == {DeliveryStatus.DELIVERED, DeliveryStatus.RETRYING}
+    (attempt,) = results[DeliveryStatus.RETRYING]
+    assert attempt["error"] == "Internal error while sending: RuntimeError('boom')"
+    assert len(demo.events()) == 1
+
+
+def test_drains_hand_over_when_their_budget_is_spent_and_nothing_is_lost(app, receiver_demo, make_webhook, worker):
+    """A tiny budget and one request at a time: many drains in turn, each giving back what it held."""
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET, hooks_=["order_pay_hook"])
+    app.config.update(DRAIN_BUDGET=0.05, DELIVERY_CONCURRENCY=2, DELIVERY_PER_ENDPOINT_CONCURRENCY=1)
+    ids = [emit(app)[1][0] for _ in range(30)]
+
+    def all_final():
+        with app.app_context():
+            return db.session.scalar(db.select(db.func.count(Delivery.id))
+                                     .where(Delivery.status == DeliveryStatus.DELIVERED)) == 30
+
+    worker(until=all_final, timeout=60)
+    assert sorted(e["delivery"] for e in demo.events()) == sorted(ids)  # each exactly once
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Attempt.id))) == 30
