@@ -160,8 +160,15 @@ def worker(burst: bool, name: str | None, metrics_port: int | None):
 
         start_http_server(metrics_port)
 
+    from notify import jobs
+
+    class DeliveryWorker(SimpleWorker):
+        def request_stop(self, signum, frame):
+            jobs.STOP.set()  # the drain in progress winds down instead of running to its budget
+            super().request_stop(signum, frame)
+
     queue = get_queue()
-    w = SimpleWorker([queue], connection=get_redis(), serializer=JSONSerializer, name=name)
+    w = DeliveryWorker([queue], connection=get_redis(), serializer=JSONSerializer, name=name)
     logging.getLogger("rq.worker").setLevel(logging.INFO)
     w.work(burst=burst, with_scheduler=True, logging_level="INFO")
 

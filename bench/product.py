@@ -3,7 +3,7 @@
     with Product(redis_url, database_url, tmp) as product:
         channel = product.add_webhook(receiver.url + "/hook", hooks=["order_pay_hook"])
         product.start_workers(1)
-        product.backlog(n, "order_pay_hook")      # stored and queued, but no drain woken yet
+        product.backlog(n, "order_pay_hook")      # stored and queued, but no drain enqueued yet
         seconds = product.release_and_wait(n)     # wake the workers; time until all delivered
 
 The workers are real `flask --app app worker` processes; the backlog goes through the product's
@@ -139,8 +139,8 @@ class Product:
         from extensions import db
         from notify import dispatch, queue
 
-        real_wake = queue.wake
-        queue.wake = lambda at=None: None
+        real_enqueue = queue._enqueue_drain
+        queue._enqueue_drain = lambda: None
         try:
             with self.app.app_context():
                 for start in range(0, n, batch):
@@ -148,7 +148,7 @@ class Product:
                         dispatch.record_event(hook, {"order": _order(i)}, source="bench")
                     db.session.commit()
         finally:
-            queue.wake = real_wake
+            queue._enqueue_drain = real_enqueue
 
     def release_and_wait(self, n: int, timeout: float = 300) -> float:
         """Wake the workers; return the seconds until `n` deliveries are final (and all recorded)."""
@@ -156,6 +156,7 @@ class Product:
 
         with self.app.app_context():
             started = time.perf_counter()
+            queue.drain_started()  # the flag the held-back wake-ups left raised
             queue.wake()
             self.wait_final(n, timeout)
             return time.perf_counter() - started

@@ -61,6 +61,10 @@ def retry_delay(attempt_number: int, schedule: list[float], retry_after: float |
     return delay
 
 
+# Set when the worker is asked to stop (SIGTERM, Ctrl-C): the drain stops taking work, finishes
+# what is in flight and gives the rest back.
+STOP = threading.Event()
+
 # How long a claim holds: longer than a drain job may run (RQ stops it at JOB_TIMEOUT). A lease
 # that runs out means the worker that held it is gone.
 LEASE = timedelta(seconds=queue.JOB_TIMEOUT + 30)
@@ -274,14 +278,21 @@ class Drain:
 
 @in_app_context
 def drain() -> str:
-    """Deliver what is due until nothing is, or the budget (DRAIN_BUDGET seconds) is spent; then
-    make sure a drain will run when the next delivery is due."""
+    """Deliver what is due until nothing is, or until the budget (DRAIN_BUDGET seconds) is spent
+    and nothing is in flight; then make sure a drain will run when the next delivery is due."""
     config = current_app.config
     queue.drain_started()
     work = Drain(config)
-    deadline = time.monotonic() + config["DRAIN_BUDGET"]
+    started = time.monotonic()
+    # The budget ends a drain at the first moment nothing is in flight, so that other jobs get
+    # their turn; a drain never stops taking work while requests are out (a hanging endpoint would
+    # otherwise stall everyone for its read timeout), except at the hard limit, which keeps the
+    # job well inside RQ's timeout, or when the worker is asked to stop.
+    soft = started + config["DRAIN_BUDGET"]
+    hard = started + max(config["DRAIN_BUDGET"], queue.JOB_TIMEOUT - config["DELIVERY_READ_TIMEOUT"] - 20)
     while True:
-        taking = time.monotonic() < deadline
+        now = time.monotonic()
+        taking = not (STOP.is_set() or now >= hard or (now >= soft and not work.in_flight))
         if taking:
             popped = work.refill()
             work.start_sends()
