@@ -15,6 +15,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import urllib3
+from flask_babel import gettext as _
 from urllib3.exceptions import (ConnectTimeoutError, HTTPError, LocationParseError, NameResolutionError,
                                 NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
 
@@ -58,25 +59,27 @@ def _root(exc: BaseException) -> BaseException:
 
 
 def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: float) -> str:
+    """A sentence for the merchant, in the merchant's language (it is stored with the attempt)."""
     host = urlsplit(url).netloc
     root = _root(exc)
     # The socket-level cause first: urllib3's NewConnectionError is also a ConnectTimeoutError.
     if isinstance(root, ConnectionRefusedError):
-        return f"Connection refused by {host}: is the receiver running and listening on that port?"
+        return _("Connection refused by %(host)s: is the receiver running and listening on that port?", host=host)
     if isinstance(exc, NameResolutionError) or isinstance(root, (NameResolutionError, socket.gaierror)):
-        return f"DNS lookup failed: the host name in {host} could not be resolved"
+        return _("DNS lookup failed: the host name in %(host)s could not be resolved", host=host)
     if isinstance(exc, SSLError) or isinstance(root, ssl.SSLError):
-        return f"TLS error talking to {host}: {root}"
+        return _("TLS error talking to %(host)s: %(error)s", host=host, error=root)
     if isinstance(exc, ReadTimeoutError):
-        return f"{host} accepted the connection but did not answer within {read_timeout:g} s"
+        return _("%(host)s accepted the connection but did not answer within %(seconds)s s", host=host,
+                 seconds=f"{read_timeout:g}")
     if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
-        return f"Timed out connecting to {host} after {connect_timeout:g} s"
+        return _("Timed out connecting to %(host)s after %(seconds)s s", host=host, seconds=f"{connect_timeout:g}")
     if isinstance(root, (ConnectionResetError, BrokenPipeError)) or isinstance(exc, ProtocolError):
-        return f"{host} closed the connection before answering"
+        return _("%(host)s closed the connection before answering", host=host)
     if isinstance(exc, NewConnectionError):
-        return f"Could not connect to {host}: {root}"
+        return _("Could not connect to %(host)s: %(error)s", host=host, error=root)
     if isinstance(exc, LocationParseError):
-        return f"The URL is not valid: {exc}"
+        return _("The URL is not valid: %(error)s", error=exc)
     return f"{type(exc).__name__}: {exc}"
 
 
