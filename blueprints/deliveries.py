@@ -1,13 +1,15 @@
 """Delivery history: the list, one delivery with its attempts, and the live result of a Test."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy.orm import joinedload
 
 from extensions import db
+from forms import ActionForm
 from models import Channel, Delivery, DeliveryStatus
-from notify import signing
+from notify import dispatch, signing
 from notify.transports import DeliverySettings, transport_for
 
 bp = Blueprint("deliveries", __name__, url_prefix="/deliveries")
@@ -63,7 +65,20 @@ def _curl(delivery: Delivery) -> str | None:
 @bp.route("/<delivery_id>")
 def detail(delivery_id: str):
     delivery = _load(delivery_id)
-    return render_template("deliveries/detail.html", delivery=delivery, curl=_curl(delivery))
+    return render_template("deliveries/detail.html", delivery=delivery, curl=_curl(delivery),
+                           action_form=ActionForm())
+
+
+@bp.route("/<delivery_id>/redeliver", methods=["POST"])
+def redeliver(delivery_id: str):
+    _load(delivery_id)
+    if ActionForm().validate_on_submit():
+        try:
+            dispatch.redeliver(delivery_id)
+            flash(_("Sent again, with the same X-Apsdai-Delivery id."), "success")
+        except dispatch.CannotRedeliver as exc:
+            flash(_("Cannot send it again: %(reason)s.", reason=str(exc)), "danger")
+    return redirect(url_for("deliveries.detail", delivery_id=delivery_id))
 
 
 @bp.route("/<delivery_id>/result")

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
+from flask_babel import gettext as _
 from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -131,3 +132,26 @@ def _enqueue_committed(session: Session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+
+
+class CannotRedeliver(ValueError):
+    """The reason, in words for the merchant."""
+
+
+def redeliver(delivery_id: str) -> None:
+    """One more attempt of a delivery, now, with the same `X-Apsdai-Delivery` (so a receiver that
+    already has it can recognise it). A delivery waiting for a retry is simply brought forward.
+    Commits; raises `CannotRedeliver` when there is nothing to send it to or it is being sent."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or delivery.channel_id is None:
+        raise CannotRedeliver(_("its channel was deleted"))
+    if delivery.status == DeliveryStatus.SENDING:
+        raise CannotRedeliver(_("it is being sent right now"))
+    now = utcnow()
+    if delivery.status in DeliveryStatus.FINAL:
+        delivery.max_attempts = delivery.attempt_count + 1
+    delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
+    delivery.next_attempt_at = now
+    delivery.updated_at = now
+    db.session.info.setdefault(_PENDING_KEY, []).append((delivery.channel_id, delivery.id))
+    db.session.commit()

@@ -19,6 +19,7 @@ PROTECTED = [
     ("GET", "/deliveries/"),
     ("GET", "/deliveries/dlv_x"),
     ("GET", "/deliveries/dlv_x/result"),
+    ("POST", "/deliveries/dlv_x/redeliver"),
     ("GET", "/settings/tokens/"),
     ("POST", "/settings/tokens/"),
     ("POST", "/settings/tokens/1/revoke"),

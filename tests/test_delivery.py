@@ -324,3 +324,31 @@ def test_drains_hand_over_when_their_budget_is_spent_and_nothing_is_lost(app, re
     assert sorted(e["delivery"] for e in demo.events()) == sorted(ids)  # each exactly once
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Attempt.id))) == 30
+
+
+def test_redeliver_sends_a_dead_delivery_again_with_the_same_delivery_id(app, login, receiver_demo, make_webhook,
+                                                                        worker):
+    demo = receiver_demo(secret=SECRET, started=False)
+    make_webhook(demo.url, secret=SECRET)
+    app.config["DELIVERY_RETRY_SCHEDULE"] = []  # one attempt, then dead
+    _, (delivery_id,) = emit(app)
+    worker()
+    assert load(app, delivery_id)[0] == DeliveryStatus.DEAD
+    demo.start()
+    page = login.get(f"/deliveries/{delivery_id}").text
+    assert f'action="/deliveries/{delivery_id}/redeliver"' in page
+    response = login.post(f"/deliveries/{delivery_id}/redeliver", follow_redirects=True)
+    assert "Sent again, with the same X-Apsdai-Delivery id." in response.text
+    worker()
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.DELIVERED and [a["number"] for a in attempts] == [1, 2]
+    assert [e["delivery"] for e in demo.events()] == [delivery_id]
+
+
+def test_redeliver_refuses_when_the_channel_is_gone(app, login, make_webhook):
+    channel_id = make_webhook("http://127.0.0.1:9/hook")
+    _, (delivery_id,) = emit(app)
+    login.post(f"/settings/notifications/channels/{channel_id}/delete")
+    response = login.post(f"/deliveries/{delivery_id}/redeliver", follow_redirects=True)
+    assert "Cannot send it again: its channel was deleted." in response.text
+    assert load(app, delivery_id)[0] == DeliveryStatus.CANCELLED
