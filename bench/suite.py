@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path

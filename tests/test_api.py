@@ -4,7 +4,7 @@ import json
 import pytest
 
 from extensions import db
-from models import ApiToken, Delivery, Event
+from models import ApiToken, Event
 
 
 def post(client, token, body, raw=False, **headers):

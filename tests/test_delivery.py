@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
