@@ -60,6 +60,14 @@
     }
   });
 
+  // "Select all" shows whether every box of its group is ticked, and follows single changes.
+  document.querySelectorAll("[data-select-all]").forEach(function (all) {
+    var boxes = document.querySelectorAll("input[type=checkbox][name='" + all.getAttribute("data-select-all") + "']");
+    var sync = function () { all.checked = Array.prototype.every.call(boxes, function (b) { return b.checked; }); };
+    boxes.forEach(function (box) { box.addEventListener("change", sync); });
+    sync();
+  });
+
   // A Test's result: poll the panel until the delivery reaches a final state.
   var result = document.querySelector("[data-poll]");
   if (result && !result.dataset.final) {
