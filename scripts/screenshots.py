@@ -1,5 +1,7 @@
 """Screenshots of the main pages for the README, taken in headless Chromium (Debian's package).
 
+    .venv/bin/pip install playwright          # the Python API only: the browser is Debian's
+    apt-get install chromium
     .venv/bin/python scripts/screenshots.py   # writes docs/screenshots/*.png
 
 Runs the whole product in a temporary folder (embedded Redis, SQLite, the receiver demo, a worker)
