@@ -98,7 +98,6 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "RQ_QUEUE": env.get("RQ_QUEUE") or "merchant-notify",
         "MERCHANT_TIMEZONE": tz_name,
-        "SHOP_NAME": env.get("SHOP_NAME") or "Shop",
         # Outbound delivery
         "DELIVERY_CONNECT_TIMEOUT": _float(env, "DELIVERY_CONNECT_TIMEOUT", 5.0),
         "DELIVERY_READ_TIMEOUT": _float(env, "DELIVERY_READ_TIMEOUT", 10.0),
@@ -122,7 +121,6 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
-        "MAIL_TIMEOUT": _float(env, "MAIL_TIMEOUT", 10.0),
         # i18n
         "BABEL_DEFAULT_LOCALE": "en",
         # The language of messages written outside a browser request (worker-side texts).

@@ -31,9 +31,6 @@ class Channel(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    def subscribes(self, hook_name: str) -> bool:
-        return hook_name in (self.hooks or [])
-
     @property
     def target(self) -> str:
         """What the merchant recognises the channel by: the URL for a WebHook."""

@@ -72,8 +72,6 @@ class Transport:
 
     kind: ClassVar[str]
     label: ClassVar[object]
-    # Kinds whose form is not built yet still show on the notifications page.
-    configurable: ClassVar[bool] = True
 
     def __init__(self, channel: "Channel", settings: DeliverySettings):
         self.channel = channel
