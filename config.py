@@ -90,6 +90,14 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
     elif database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
 
+    connect_timeout = _float(env, "DELIVERY_CONNECT_TIMEOUT", 5.0)
+    read_timeout = _float(env, "DELIVERY_READ_TIMEOUT", 10.0)
+    # How long a worker's claim on a delivery holds. It must outlast one attempt (timeouts plus
+    # recording it); when it runs out, the worker is presumed dead and the sweeper hands the
+    # delivery to another. The default also outlasts RQ's job timeout (120 s).
+    lease = _float(env, "DELIVERY_LEASE_SECONDS", 150.0)
+    if lease < connect_timeout + read_timeout + 5:
+        raise ConfigError("DELIVERY_LEASE_SECONDS must exceed DELIVERY_CONNECT_TIMEOUT + DELIVERY_READ_TIMEOUT by 5 s")
     mail_port = _int(env, "MAIL_PORT", 25)
     return {
         "SECRET_KEY": _secret_key(instance_path, env),
@@ -99,8 +107,9 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "RQ_QUEUE": env.get("RQ_QUEUE") or "merchant-notify",
         "MERCHANT_TIMEZONE": tz_name,
         # Outbound delivery
-        "DELIVERY_CONNECT_TIMEOUT": _float(env, "DELIVERY_CONNECT_TIMEOUT", 5.0),
-        "DELIVERY_READ_TIMEOUT": _float(env, "DELIVERY_READ_TIMEOUT", 10.0),
+        "DELIVERY_CONNECT_TIMEOUT": connect_timeout,
+        "DELIVERY_READ_TIMEOUT": read_timeout,
+        "DELIVERY_LEASE_SECONDS": lease,
         "DELIVERY_RETRY_SCHEDULE": parse_retry_schedule(env.get("DELIVERY_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE),
         "DELIVERY_RESPONSE_MAX_BYTES": _int(env, "DELIVERY_RESPONSE_MAX_BYTES", 64 * 1024),
         "SWEEP_INTERVAL": _int(env, "SWEEP_INTERVAL", 30),

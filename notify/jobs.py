@@ -65,9 +65,6 @@ def retry_delay(attempt_number: int, schedule: list[float], retry_after: float |
 # what is in flight and gives the rest back.
 STOP = threading.Event()
 
-# How long a claim holds: longer than a drain job may run (RQ stops it at JOB_TIMEOUT). A lease
-# that runs out means the worker that held it is gone.
-LEASE = timedelta(seconds=queue.JOB_TIMEOUT + 30)
 
 
 def _claimable(now: datetime):
@@ -88,7 +85,8 @@ def claim(delivery_ids: list[str]) -> set[str]:
     result = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(delivery_ids), _claimable(now))
-        .values(status=DeliveryStatus.SENDING, lease_until=now + LEASE, updated_at=now)
+        .values(status=DeliveryStatus.SENDING, updated_at=now,
+                lease_until=now + timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"]))
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
