@@ -58,7 +58,8 @@ def seed(attempts: int) -> float:
                               "buyer_email": f"buyer{i}@example.com"}}
             events.append(dict(id=event_id, hook="order_pay_hook", data=data, source="api", is_test=False,
                                created_at=created))
-            rows.append(dict(id=delivery_id, event_id=event_id, channel_id=channel.id, channel_kind="webhook",
+            rows.append(dict(id=delivery_id, event_id=event_id, hook="order_pay_hook", channel_id=channel.id,
+                             channel_kind="webhook",
                              target=channel.target, status=status, attempt_count=2, max_attempts=8,
                              next_attempt_at=created + timedelta(minutes=5) if status == "retrying" else None,
                              created_at=created, updated_at=created, delivered_at=created if status == "delivered" else None,

@@ -1,6 +1,8 @@
 """Delivery history: the list, one delivery with its attempts, and the live result of a Test."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -9,7 +11,7 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from forms import ActionForm
 from models import Channel, Delivery, DeliveryStatus
-from notify import dispatch, signing
+from notify import dispatch, hooks, signing
 from notify.transports import DeliverySettings, transport_for
 
 bp = Blueprint("deliveries", __name__, url_prefix="/deliveries")
@@ -26,13 +28,24 @@ def require_login():
 def index():
     status = request.args.get("status") or None
     channel_id = request.args.get("channel", type=int)
+    hook = request.args.get("hook") or None
     before = request.args.get("before") or None  # keyset pagination: fast at any depth
+    since, until, date_errors = _day(request.args.get("since")), _day(request.args.get("until")), {}
+    for name, value in (("since", since), ("until", until)):
+        if value is False:
+            date_errors[name] = _("Use a date like 2026-11-27.")
     query = (db.select(Delivery).options(joinedload(Delivery.event))
              .order_by(Delivery.created_at.desc(), Delivery.id.desc()))
     if status in DeliveryStatus.ALL:
         query = query.where(Delivery.status == status)
     if channel_id:
         query = query.where(Delivery.channel_id == channel_id)
+    if hook in hooks.HOOKS_BY_NAME:
+        query = query.where(Delivery.hook == hook)
+    if since:
+        query = query.where(Delivery.created_at >= since)
+    if until:
+        query = query.where(Delivery.created_at < until + timedelta(days=1))
     if before:
         pivot = db.session.get(Delivery, before)
         if pivot is not None:
@@ -43,7 +56,19 @@ def index():
     rows = rows[:PAGE_SIZE]
     channels = db.session.scalars(db.select(Channel).order_by(Channel.id)).all()
     return render_template("deliveries/index.html", deliveries=rows, more=more, statuses=DeliveryStatus.ALL,
-                           status=status, channel_id=channel_id, channels=channels)
+                           status=status, channel_id=channel_id, channels=channels, hook=hook, hooks=hooks.HOOKS,
+                           since=request.args.get("since", ""), until=request.args.get("until", ""),
+                           date_errors=date_errors)
+
+
+def _day(value: str | None):
+    """A `YYYY-MM-DD` filter as a datetime (UTC midnight); None when empty, False when malformed."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        return False
 
 
 def _load(delivery_id: str) -> Delivery:

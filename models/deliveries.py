@@ -56,11 +56,14 @@ class Delivery(db.Model):
         # The deliveries page: newest first, optionally by channel or by result.
         Index("ix_deliveries_channel_created", "channel_id", "created_at"),
         Index("ix_deliveries_status_created", "status", "created_at"),
+        Index("ix_deliveries_hook_created", "hook", "created_at"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
     # SET NULL: deleting a channel keeps its history; `channel_kind`/`target` say where it went.
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    # The event's hook, copied so the deliveries page can filter by it through an index.
+    hook: Mapped[str | None] = mapped_column(String(40))
     channel_kind: Mapped[str] = mapped_column(String(20))
     target: Mapped[str] = mapped_column(String(2048), default="")
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)

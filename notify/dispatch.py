@@ -100,7 +100,7 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     # the rest of an events API call, and nobody needs these rows as objects.
     db.session.execute(insert(Event).values(id=event_id, hook=hook_name, data=data, source=source, is_test=is_test,
                                             created_at=now))
-    rows = [dict(id=new_id("dlv"), event_id=event_id, channel_id=channel.id, channel_kind=channel.kind,
+    rows = [dict(id=new_id("dlv"), event_id=event_id, hook=hook_name, channel_id=channel.id, channel_kind=channel.kind,
                  target=channel.target, max_attempts=max_attempts, attempt_count=0, status=DeliveryStatus.PENDING,
                  created_at=now, updated_at=now, next_attempt_at=now) for channel in targets]
     if rows:
