@@ -315,7 +315,7 @@ def drain() -> str:
         work.give_back()
     upcoming = queue.next_due()
     if upcoming is not None:
-        queue.wake(at=upcoming if upcoming > time.time() + 0.5 else None)
+        queue.wake(at=upcoming)
     return f"sent {work.sent}"
 
 
