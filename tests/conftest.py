@@ -247,3 +247,55 @@ def make_webhook(app):
             return channel.id
 
     return make
+
+
+class LocalReceiver:
+    """A scriptable HTTP receiver on loopback, for outcomes the receiver demo does not produce.
+
+    `answer(path, headers)` returns `(status, headers, body, delay_seconds)`; every request's path
+    and headers are recorded in `requests` on arrival, before the delay.
+    """
+
+    def __init__(self, answer):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        requests_seen = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                requests_seen.append((self.path, dict(self.headers)))
+                status, headers, body, delay = answer(self.path, self.headers)
+                if delay:
+                    time.sleep(delay)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def local_receiver():
+    receivers = []
+
+    def start(answer) -> LocalReceiver:
+        receivers.append(LocalReceiver(answer))
+        return receivers[-1]
+
+    yield start
+    for receiver in receivers:
+        receiver.close()

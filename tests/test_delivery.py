@@ -195,42 +195,24 @@ def test_events_are_kept_when_redis_is_down_and_sent_once_it_is_back(app, client
     assert [e["body"]["id"] for e in demo.events()] == [response.json["id"]]
 
 
-def test_permanent_failure_marks_the_channel_and_a_success_clears_it(app, login, make_webhook, worker):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    import threading
-
+def test_permanent_failure_marks_the_channel_and_a_success_clears_it(app, login, make_webhook, worker,
+                                                                     local_receiver):
     answers = [410]
-
-    class Gone(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(answers[0])
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gone)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        channel_id = make_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook")
-        _, (delivery_id,) = emit(app)
-        worker()
-        status, attempts = load(app, delivery_id)
-        assert status == DeliveryStatus.FAILED and len(attempts) == 1  # no retries for 410
-        with app.app_context():
-            channel = db.session.get(Channel, channel_id)
-            assert channel.needs_attention and "410 Gone" in channel.attention_reason
-        assert "needs attention" in login.get("/settings/notifications/").text
-        answers[0] = 200
-        emit(app)
-        worker()
-        with app.app_context():
-            assert db.session.get(Channel, channel_id).needs_attention is False
-    finally:
-        server.shutdown()
-        server.server_close()
+    receiver = local_receiver(lambda path, headers: (answers[0], {}, b"", 0))
+    channel_id = make_webhook(receiver.url + "/hook")
+    _, (delivery_id,) = emit(app)
+    worker()
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.FAILED and len(attempts) == 1  # no retries for 410
+    with app.app_context():
+        channel = db.session.get(Channel, channel_id)
+        assert channel.needs_attention and "410 Gone" in channel.attention_reason
+    assert "needs attention" in login.get("/settings/notifications/").text
+    answers[0] = 200
+    emit(app)
+    worker()
+    with app.app_context():
+        assert db.session.get(Channel, channel_id).needs_attention is False
 
 
 def test_deliveries_to_a_channel_disabled_meanwhile_are_cancelled(app, make_webhook, worker):

@@ -100,49 +100,28 @@ def test_worker_burst_drains_and_exits(app, runner, make_webhook, app_env):
     assert statuses(app) == [DeliveryStatus.RETRYING]  # attempted once, retry scheduled
 
 
-def test_a_worker_killed_mid_delivery_loses_nothing(app, make_webhook, flask_process):
+def test_a_worker_killed_mid_delivery_loses_nothing(app, make_webhook, flask_process, local_receiver):
     """SIGKILL a worker while its request is at the receiver: once the claim's lease runs out, the
     sweeper hands the delivery to another worker, which sends it with the same X-Apsdai-Delivery."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from models import Attempt
+    from notify import dispatch
 
-    seen = []
-
-    class SlowReceiver(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append(self.headers["X-Apsdai-Delivery"])
-            time.sleep(1.5)  # long enough to kill the worker while the request is here
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowReceiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # Slow enough to kill the worker while the request is at the receiver.
+    receiver = local_receiver(lambda path, headers: (200, {}, b"", 1.5))
+    seen = lambda: [headers["X-Apsdai-Delivery"] for _, headers in receiver.requests]  # noqa: E731
     fast = {"DELIVERY_LEASE_SECONDS": "8", "DELIVERY_CONNECT_TIMEOUT": "1", "DELIVERY_READ_TIMEOUT": "2",
             "SWEEP_INTERVAL": "1"}
-    try:
-        make_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook")
-        first = flask_process("worker", **fast)
-        from notify import dispatch
-
-        with app.app_context():
-            (delivery_id,) = dispatch.emit("order_pay_hook", {"order": {"order_no": "K1"}}).delivery_ids
-        wait_for(lambda: seen == [delivery_id])
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-        assert statuses(app) == [DeliveryStatus.SENDING]  # claimed by the dead worker, never recorded
-        flask_process("worker", **fast)
-        flask_process("scheduler", **fast)
-        wait_for(lambda: statuses(app) == [DeliveryStatus.DELIVERED], timeout=40)
-        assert seen == [delivery_id, delivery_id]  # sent again, with the same delivery id
-        with app.app_context():
-            from models import Attempt
-
-            assert [a.response_status for a in db.session.scalars(db.select(Attempt))] == [200]
-    finally:
-        server.shutdown()
-        server.server_close()
+    make_webhook(receiver.url + "/hook")
+    first = flask_process("worker", **fast)
+    with app.app_context():
+        (delivery_id,) = dispatch.emit("order_pay_hook", {"order": {"order_no": "K1"}}).delivery_ids
+    wait_for(lambda: seen() == [delivery_id])
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert statuses(app) == [DeliveryStatus.SENDING]  # claimed by the dead worker, never recorded
+    flask_process("worker", **fast)
+    flask_process("scheduler", **fast)
+    wait_for(lambda: statuses(app) == [DeliveryStatus.DELIVERED], timeout=40)
+    assert seen() == [delivery_id, delivery_id]  # sent again, with the same delivery id
+    with app.app_context():
+        assert [a.response_status for a in db.session.scalars(db.select(Attempt))] == [200]

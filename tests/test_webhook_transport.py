@@ -3,9 +3,6 @@ against real HTTP servers on loopback."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -95,34 +92,12 @@ def test_validate_requires_a_secret_in_both_modes():
     assert WebhookTransport.validate({"url": "https://e.com", "auth_mode": "signature"}, "s3cret") == {}
 
 
-class Scripted(BaseHTTPRequestHandler):
-    """Answers with whatever the test scripted for the path."""
-    routes: dict = {}
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", 0))
-        self.rfile.read(length)
-        status, headers, body, delay = self.routes[self.path]
-        if delay:
-            time.sleep(delay)
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def scripted_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", Scripted.routes
-    server.shutdown()
-    server.server_close()
+def scripted_server(local_receiver):
+    """A receiver answering each path as the test scripts it in `routes`."""
+    routes = {}
+    receiver = local_receiver(lambda path, headers: routes[path])
+    return receiver.url, routes
 
 
 def send(url):
