@@ -54,6 +54,17 @@ def parse_retry_schedule(raw: str) -> list[float]:
     return delays
 
 
+LANGUAGES = {"en": "en", "zh": "zh_CN", "zh_cn": "zh_CN", "zh_hans": "zh_CN", "zh_hans_cn": "zh_CN"}
+
+
+def _language(raw: str | None) -> str:
+    """MERCHANT_LANGUAGE as a catalogue name: `en` or `zh_CN` (also written zh, zh-CN, zh-Hans)."""
+    name = (raw or "en").strip().lower().replace("-", "_")
+    if name not in LANGUAGES:
+        raise ConfigError(f"MERCHANT_LANGUAGE must be en or zh-CN, not {raw!r}")
+    return LANGUAGES[name]
+
+
 def _secret_key(instance_path: Path, env: dict) -> str:
     """SECRET_KEY from the environment, else one generated once and kept in the instance folder.
 
@@ -106,6 +117,8 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "RQ_QUEUE": env.get("RQ_QUEUE") or "merchant-notify",
         "MERCHANT_TIMEZONE": tz_name,
+        # The shop's name in email subjects and chat footers.
+        "MERCHANT_NAME": (env.get("MERCHANT_NAME") or "Shop").strip(),
         # Outbound delivery
         "DELIVERY_CONNECT_TIMEOUT": connect_timeout,
         "DELIVERY_READ_TIMEOUT": read_timeout,
@@ -129,13 +142,17 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL"), False),
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
-        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or None,
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or "merchant-notify@localhost",
+        # Flask-Mail would default this to TESTING; the tests send to a real (loopback) server.
+        "MAIL_SUPPRESS_SEND": _bool(env.get("MAIL_SUPPRESS_SEND"), False),
+        # Seconds an SMTP server has to connect and answer each command (smtplib has no default).
+        "MAIL_TIMEOUT": _float(env, "MAIL_TIMEOUT", 10.0),
         # i18n
         "BABEL_DEFAULT_LOCALE": "en",
         # The language of messages written outside a browser request (worker-side texts).
-        "MERCHANT_LANGUAGE": env.get("MERCHANT_LANGUAGE") or "en",
+        "MERCHANT_LANGUAGE": _language(env.get("MERCHANT_LANGUAGE")),
         "BABEL_DEFAULT_TIMEZONE": tz_name,
-        "LANGUAGES": ["en"],
+        "LANGUAGES": ["en", "zh_CN"],
         # Session cookie hardening; SESSION_COOKIE_SECURE when served over HTTPS.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -1,16 +1,17 @@
 """Settings › Configuration › Notifications: the four methods, WebHook endpoints, and Test."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
 from extensions import db
-from forms import ActionForm, TestForm, WebhookForm
+from forms import FORMS, ActionForm, TestForm
 from models import Channel
 from notify import channels as channel_service
 from notify import hooks, signing
 from notify.transports import METHODS, REGISTRY
+from notify.transports.email import server_description
 from notify.transports.webhook import WebhookTransport
 
 bp = Blueprint("notifications", __name__, url_prefix="/settings/notifications")
@@ -27,9 +28,26 @@ def mask_secret(secret):
     return signing.mask(secret)
 
 
-def _webhook_or_404(channel_id: int) -> Channel:
+# The path segment of each kind's pages: /settings/notifications/<path>/new, …/<path>/<id>.
+PATHS = {"email": "email", "dingtalk": "dingtalk", "wecom": "wecom", "webhook": "webhooks"}
+KINDS = {path: kind for kind, path in PATHS.items()}
+
+
+@bp.app_template_global()
+def channel_url(channel: Channel) -> str:
+    return url_for("notifications.edit_channel", path=PATHS[channel.kind], channel_id=channel.id)
+
+
+def _kind_or_404(path: str) -> str:
+    kind = KINDS.get(path)
+    if kind is None:
+        abort(404)
+    return kind
+
+
+def _channel_or_404(channel_id: int, kind: str | None = None) -> Channel:
     channel = db.session.get(Channel, channel_id)
-    if channel is None or channel.kind != WebhookTransport.kind:
+    if channel is None or (kind is not None and channel.kind != kind):
         abort(404)
     return channel
 
@@ -42,68 +60,71 @@ def index():
     for kind, label in METHODS:
         of_kind = [c for c in channels if c.kind == kind]
         methods.append({
-            "kind": kind, "label": label, "available": kind in REGISTRY, "channels": of_kind,
+            "kind": kind, "label": label, "path": PATHS[kind], "channels": of_kind,
             "enabled": any(c.enabled for c in of_kind),
             "needs_attention": any(c.needs_attention for c in of_kind),
         })
     return render_template("notifications/index.html", methods=methods, last=last, groups=hooks.grouped(),
-                           action_form=ActionForm())
+                           action_form=ActionForm(), mail_server=server_description(current_app.config))
 
 
-def _save(form: WebhookForm, channel: Channel) -> bool:
+def _save(form, channel: Channel) -> bool:
     try:
-        channel_service.apply(
-            channel,
-            config={"url": form.url.data.strip(), "auth_mode": form.auth_mode.data},
-            secret=form.effective_secret(), hooks_=form.hooks.data, enabled=form.enabled.data,
-            description=(form.description.data or "").strip(),
-        )
+        channel_service.apply(channel, config=form.config(), secret=form.effective_secret(), hooks_=form.hooks.data,
+                              enabled=form.enabled.data, description=(form.description.data or "").strip())
     except channel_service.InvalidChannel as exc:
         for field_name, message in exc.errors.items():
-            getattr(form, field_name).errors.append(message)
+            form.error_field(field_name).errors.append(message)
         return False
     return True
 
 
-@bp.route("/webhooks/new", methods=["GET", "POST"])
-def new_webhook():
-    form = WebhookForm()
+def _render_form(form, kind: str, channel: Channel | None):
+    extra = {}
+    if channel is not None:
+        extra = {"test_form": TestForm(), "action_form": ActionForm(),
+                 "last": channel_service.last_attempts([channel.id]).get(channel.id)}
+    return render_template("notifications/channel_form.html", form=form, kind=kind, channel=channel,
+                           label=REGISTRY[kind].label, path=PATHS[kind], groups=hooks.grouped(),
+                           mail_server=server_description(current_app.config), **extra)
+
+
+@bp.route("/<path>/new", methods=["GET", "POST"])
+def new_channel(path: str):
+    kind = _kind_or_404(path)
+    form = FORMS[kind]()
     if request.method == "GET":
         form.hooks.data = list(hooks.HOOK_NAMES)
     if form.validate_on_submit():
-        channel = Channel(kind=WebhookTransport.kind)
+        channel = Channel(kind=kind)
         if _save(form, channel):
             db.session.add(channel)
             db.session.commit()
-            flash(_("WebHook saved. Send a test to check that your receiver accepts it."), "success")
-            return redirect(url_for("notifications.edit_webhook", channel_id=channel.id))
-    return render_template("notifications/webhook_form.html", form=form, channel=None, groups=hooks.grouped())
+            flash(_("%(method)s saved. Send a test to check that it arrives.", method=REGISTRY[kind].label), "success")
+            return redirect(channel_url(channel))
+    return _render_form(form, kind, None)
 
 
-@bp.route("/webhooks/<int:channel_id>", methods=["GET", "POST"])
-def edit_webhook(channel_id: int):
-    channel = _webhook_or_404(channel_id)
-    form = WebhookForm(existing_secret=channel.secret)
+@bp.route("/<path>/<int:channel_id>", methods=["GET", "POST"])
+def edit_channel(path: str, channel_id: int):
+    kind = _kind_or_404(path)
+    channel = _channel_or_404(channel_id, kind)
+    form = FORMS[kind](channel=channel)
     if request.method == "GET":
-        form.url.data = channel.config.get("url")
-        form.auth_mode.data = channel.config.get("auth_mode")
-        form.description.data = channel.description
-        form.hooks.data = list(channel.hooks)
-        form.enabled.data = channel.enabled
+        form.load(channel)
     if form.validate_on_submit():
         if _save(form, channel):
             db.session.commit()
-            flash(_("WebHook saved."), "success")
-            return redirect(url_for("notifications.edit_webhook", channel_id=channel.id))
+            flash(_("%(method)s saved.", method=REGISTRY[kind].label), "success")
+            return redirect(channel_url(channel))
         db.session.rollback()
-    return render_template("notifications/webhook_form.html", form=form, channel=channel, groups=hooks.grouped(),
-                           test_form=TestForm(), action_form=ActionForm())
+    return _render_form(form, kind, channel)
 
 
 @bp.route("/webhooks/<int:channel_id>/secret")
 def reveal_secret(channel_id: int):
     """The secret in clear, for the reveal and copy buttons. No caching anywhere on the way."""
-    channel = _webhook_or_404(channel_id)
+    channel = _channel_or_404(channel_id, WebhookTransport.kind)
     response = jsonify({"secret": channel.secret or ""})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -111,13 +132,13 @@ def reveal_secret(channel_id: int):
 
 @bp.route("/webhooks/<int:channel_id>/regenerate", methods=["POST"])
 def regenerate_secret(channel_id: int):
-    channel = _webhook_or_404(channel_id)
+    channel = _channel_or_404(channel_id, WebhookTransport.kind)
     if ActionForm().validate_on_submit():
         channel.secret = signing.generate_secret()
         db.session.commit()
         flash(_("A new secret was generated. Update your receiver with it: requests are now signed with the "
                 "new secret."), "warning")
-    return redirect(url_for("notifications.edit_webhook", channel_id=channel.id))
+    return redirect(channel_url(channel))
 
 
 @bp.route("/channels/<int:channel_id>/toggle", methods=["POST"])
@@ -146,6 +167,6 @@ def test(channel_id: int):
     form = TestForm()
     if not form.validate_on_submit():
         flash(_("Choose an event to send."), "danger")
-        return redirect(url_for("notifications.edit_webhook", channel_id=channel.id))
+        return redirect(channel_url(channel))
     delivery_id = channel_service.send_test(channel, form.hook.data)
     return redirect(url_for("deliveries.detail", delivery_id=delivery_id))

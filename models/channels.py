@@ -33,8 +33,10 @@ class Channel(db.Model):
 
     @property
     def target(self) -> str:
-        """What the merchant recognises the channel by: the URL for a WebHook."""
-        return (self.config or {}).get("url", "")
+        """What the merchant recognises the channel by (a URL, recipients), without credentials."""
+        from notify.transports import transport_for
+
+        return transport_for(self.kind).describe(self.config or {})
 
     def __repr__(self) -> str:
         return f"<Channel {self.id} {self.kind} {self.target}>"

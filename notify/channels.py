@@ -19,7 +19,8 @@ class InvalidChannel(ValueError):
 def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[str], enabled: bool,
           description: str = "") -> Channel:
     """Validate and set a channel's settings (not committed). Raises `InvalidChannel`."""
-    errors = transport_for(channel.kind).validate(config, secret)
+    transport = transport_for(channel.kind)
+    errors = transport.validate(config, secret)
     unknown = [h for h in hooks_ if h not in hooks.HOOKS_BY_NAME]
     if unknown:
         errors["hooks"] = f"unknown hooks: {', '.join(unknown)}"
@@ -27,7 +28,7 @@ def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[st
         errors["hooks"] = "choose at least one event"
     if errors:
         raise InvalidChannel(errors)
-    channel.config = dict(config)
+    channel.config = transport.normalize(config)
     channel.secret = secret
     # Stored in catalogue order so exports and pages list them the same way every time.
     channel.hooks = [h for h in hooks.HOOK_NAMES if h in hooks_]

@@ -23,6 +23,7 @@ from extensions import db
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.base import new_id, utcnow
 from notify import hooks, queue
+from notify.transports import transport_for
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ def subscribed_channels(hook_name: str) -> list[Target]:
     columns rather than ORM objects, because this runs for every event."""
     rows = db.session.execute(db.select(Channel.id, Channel.kind, Channel.config, Channel.hooks)
                               .where(Channel.enabled.is_(True)).order_by(Channel.id))
-    return [Target(row.id, row.kind, (row.config or {}).get("url", "")) for row in rows if hook_name in (row.hooks or [])]
+    return [Target(row.id, row.kind, transport_for(row.kind).describe(row.config or {}))
+            for row in rows if hook_name in (row.hooks or [])]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import metrics, queue, signing
+from notify import metrics, queue, ratelimit, signing
 from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, DeliverySettings, OutgoingRequest, Outcome,
                                transport_for)
 
@@ -133,6 +133,8 @@ class Drain:
         self.per_channel: dict[int, int] = defaultdict(int)
         self.done: list[tuple[InFlight, Outcome]] = []
         self.cancelled: list[tuple[str, str, str]] = []  # delivery id, channel kind, reason
+        # Over a service's rate limit: (delivery id, channel id, attempts so far, seconds to wait).
+        self.deferred: list[tuple[str, int, int, float]] = []
         self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
         self.last_flush = time.monotonic()
         self.sent = 0
@@ -183,6 +185,13 @@ class Drain:
             if transport is None:
                 transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
                 self.attention[channel.id] = channel.needs_attention
+            if transport.rate_limit:
+                wait_for = ratelimit.reserve(ratelimit.robot_key(transport.rate_key()),
+                                             f"{delivery.id}:{delivery.attempt_count + 1}", *transport.rate_limit)
+                if wait_for > 0:
+                    # Not an attempt: it waits for its slot, which is kept for it.
+                    self.deferred.append((delivery.id, channel.id, delivery.attempt_count, wait_for))
+                    continue
             item = InFlight(delivery.id, channel.id, channel.kind, delivery.attempt_count + 1,
                             delivery.max_attempts, utcnow(), transport.prepare(delivery.event, delivery, signing.now_ms()))
             self.per_channel[channel.id] += 1
@@ -208,7 +217,7 @@ class Drain:
     def flush(self, force: bool = False) -> None:
         """Write the finished attempts and the deliveries' new states in bulk, then schedule retries."""
         due = force or len(self.done) >= FLUSH_SIZE or time.monotonic() - self.last_flush >= FLUSH_SECONDS
-        if not due or not (self.done or self.cancelled):
+        if not due or not (self.done or self.cancelled or self.deferred):
             return
         now = utcnow()
         attempts, updates, retries, attention = [], [], [], {}
@@ -218,7 +227,7 @@ class Drain:
             attempts.append(dict(
                 delivery_id=item.delivery_id, channel_id=item.channel_id, number=item.number,
                 started_at=item.started_at, duration_ms=outcome.duration_ms, request_method=request.method,
-                request_url=request.url, request_headers=request.masked_headers, request_body=request.body_text(),
+                request_url=request.shown_url, request_headers=request.masked_headers, request_body=request.body_text(),
                 response_status=outcome.status, response_headers=outcome.response_headers,
                 response_body=outcome.response_body, outcome=outcome.kind, error=outcome.error))
             row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
@@ -244,6 +253,11 @@ class Drain:
             updates.append(dict(id=delivery_id, status=DeliveryStatus.CANCELLED, last_error=reason, lease_until=None,
                                 updated_at=now))
             metrics.FINISHED.labels(channel_kind, DeliveryStatus.CANCELLED).inc()
+        for delivery_id, channel_id, attempt_count, wait_for in self.deferred:
+            updates.append(dict(id=delivery_id, lease_until=None, updated_at=now,
+                                status=DeliveryStatus.RETRYING if attempt_count else DeliveryStatus.PENDING,
+                                next_attempt_at=now + timedelta(seconds=wait_for)))
+            retries.append((channel_id, delivery_id, time.time() + wait_for))
         if attempts:
             db.session.execute(insert(Attempt), attempts)
         # Rows with different keys cannot share one executemany: group them by their key set.
@@ -258,7 +272,7 @@ class Drain:
             self.attention[channel_id] = flag
         db.session.commit()
         self.sent += len(self.done)
-        self.done, self.cancelled = [], []
+        self.done, self.cancelled, self.deferred = [], [], []
         self.last_flush = time.monotonic()
         if retries:
             try:

@@ -87,7 +87,8 @@ def get_queue(app=None) -> Queue:
                  default_timeout=JOB_TIMEOUT)
 
 
-def _key(name: str) -> str:
+def key(name: str) -> str:
+    """This installation's name for a Redis key (namespaced by RQ_QUEUE)."""
     return f"merchant-notify:{current_app.config['RQ_QUEUE']}:{name}"
 
 
@@ -110,13 +111,13 @@ def schedule(items: list[tuple[int | None, str, float]], *, only_new: bool = Fal
     mapping = {member(channel_id, delivery_id): due for channel_id, delivery_id, due in items}
     earliest = min(mapping.values())
     if earliest > time.time() + NOW_WINDOW:
-        added = get_redis().zadd(_key("ready"), mapping, nx=only_new)
+        added = get_redis().zadd(key("ready"), mapping, nx=only_new)
         wake(at=earliest)
         return added
     # The common case, a delivery due now, in one round trip: add it and raise the drain flag.
     pipe = get_redis().pipeline(transaction=False)
-    pipe.zadd(_key("ready"), mapping, nx=only_new)
-    pipe.set(_key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT)
+    pipe.zadd(key("ready"), mapping, nx=only_new)
+    pipe.set(key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT)
     added, flag_was_free = pipe.execute()
     if flag_was_free:
         _enqueue_drain()
@@ -128,11 +129,11 @@ def wake(at: float | None = None) -> None:
     an `at` within NOW_WINDOW seconds counts as now."""
     connection = get_redis()
     if at is None or at <= time.time() + NOW_WINDOW:
-        if connection.set(_key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT):
+        if connection.set(key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT):
             _enqueue_drain()
         return
     slot = int(at)
-    if connection.set(_key(f"wake:{slot}"), "1", nx=True, ex=max(60, int(at - time.time()) + 60)):
+    if connection.set(key(f"wake:{slot}"), "1", nx=True, ex=max(60, int(at - time.time()) + 60)):
         get_queue().enqueue_at(datetime.fromtimestamp(slot + 1, timezone.utc), "notify.jobs.drain",
                                job_id=f"drain-at-{slot}-{uuid.uuid4().hex[:8]}", result_ttl=0,
                                failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
@@ -145,7 +146,7 @@ def _enqueue_drain() -> None:
 
 def drain_started() -> None:
     """Called by a drain before it pops: from now on a new delivery enqueues another drain."""
-    get_redis().delete(_key("drain-queued"))
+    get_redis().delete(key("drain-queued"))
 
 
 def pop_due(limit: int, per_endpoint: int, room: dict[int, int] | None = None,
@@ -156,21 +157,21 @@ def pop_due(limit: int, per_endpoint: int, room: dict[int, int] | None = None,
         return []
     now = time.time() if now is None else now
     pairs = [value for channel_id, n in (room or {}).items() for value in (f"c{channel_id}", max(0, n))]
-    members = get_redis().eval(_POP_DUE, 1, _key("ready"), repr(now), limit, POP_SCAN, per_endpoint, *pairs)
+    members = get_redis().eval(_POP_DUE, 1, key("ready"), repr(now), limit, POP_SCAN, per_endpoint, *pairs)
     return [parse_member(m) for m in members]
 
 
 def next_due() -> float | None:
     """The epoch second the earliest waiting delivery is due, or None when nothing waits."""
-    first = get_redis().zrange(_key("ready"), 0, 0, withscores=True)
+    first = get_redis().zrange(key("ready"), 0, 0, withscores=True)
     return first[0][1] if first else None
 
 
 def ready_count() -> int:
     """Deliveries waiting in Redis, due or not."""
-    return get_redis().zcard(_key("ready"))
+    return get_redis().zcard(key("ready"))
 
 
 def due_count(now: float | None = None) -> int:
     """Deliveries waiting in Redis that are due now."""
-    return get_redis().zcount(_key("ready"), "-inf", time.time() if now is None else now)
+    return get_redis().zcount(key("ready"), "-inf", time.time() if now is None else now)

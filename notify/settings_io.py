@@ -10,7 +10,7 @@ import json
 from extensions import db
 from models import Channel
 from notify import channels as channel_service
-from notify.transports import REGISTRY
+from notify.transports import REGISTRY, transport_for
 
 FORMAT_VERSION = 1
 
@@ -24,8 +24,11 @@ class ImportError_(ValueError):
 def export(include_secrets: bool = False) -> dict:
     out = []
     for channel in db.session.scalars(db.select(Channel).order_by(Channel.id)):
+        config = dict(channel.config or {})
+        if not include_secrets:
+            config = transport_for(channel.kind).public_config(config)
         item = {"kind": channel.kind, "description": channel.description, "enabled": channel.enabled,
-                "config": dict(channel.config or {}), "hooks": list(channel.hooks or [])}
+                "config": config, "hooks": list(channel.hooks or [])}
         if include_secrets:
             item["secret"] = channel.secret
         out.append(item)
@@ -33,7 +36,9 @@ def export(include_secrets: bool = False) -> dict:
 
 
 def _key(kind: str, config: dict) -> tuple[str, str]:
-    return kind, (config or {}).get("url", "")
+    """What makes two channels the same: kind and target, credentials masked (an export without
+    secrets masks them), so a file exported without secrets still matches its channels."""
+    return kind, transport_for(kind).public_config(config or {}).get("url") or transport_for(kind).describe(config or {})
 
 
 def import_(raw: str, replace: bool = False) -> dict:
@@ -80,7 +85,10 @@ def import_(raw: str, replace: bool = False) -> dict:
         is_new = channel is None
         if is_new:
             channel = Channel(kind=kind)
-        # Without --include-secrets in the export, an existing channel keeps its secret.
+        # Without --include-secrets in the export, an existing channel keeps its secret, and a
+        # robot its URL (whose credential the export masked).
+        if not is_new and config.get("url") == transport_for(kind).public_config(channel.config).get("url"):
+            config = dict(config, url=channel.config.get("url"))
         secret = item.get("secret") if item.get("secret") is not None else channel.secret
         try:
             channel_service.apply(channel, config=config, secret=secret, hooks_=hooks_,

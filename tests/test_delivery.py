@@ -124,7 +124,7 @@ def test_test_button_sends_a_sample_and_the_page_shows_the_result(login, app, re
     assert entry["event"] == "stock_alarm_hook" and entry["body"]["test"] is True
     assert entry["body"]["data"] == hooks.get("stock_alarm_hook").sample
     # The last result shows on the notifications page.
-    assert "✔ 200" in login.get("/settings/notifications/").text
+    assert "✔ delivered · HTTP 200" in login.get("/settings/notifications/").text
 
 
 def test_a_failed_test_is_not_retried_and_explains_itself(login, app, make_webhook, worker):

@@ -25,7 +25,9 @@ def test_page_shows_the_four_methods_and_the_hook_table(login):
     page = login.get("/settings/notifications/").text
     for method in ("Email", "DingTalk", "WeCom", "WebHook"):
         assert f"<h2>{method}</h2>" in page
-    assert page.count("coming soon") == 3  # Email, DingTalk, WeCom: built by a later issue
+    assert "coming soon" not in page
+    for kind, label in (("email", "Email"), ("dingtalk", "DingTalk"), ("wecom", "WeCom"), ("webhooks", "WebHook")):
+        assert f'href="/settings/notifications/{kind}/new">Add {label}</a>' in page
     for name in ALL_HOOKS:
         assert f"<code>{name}</code>" in page
     assert "Usually one commonly used method is enough" in page

@@ -8,12 +8,16 @@ from flask_babel import lazy_gettext as _l
 
 from notify.transports.base import (PERMANENT, SUCCESS, TRANSIENT, DeliverySettings, OutgoingRequest, Outcome,
                                     Transport)
+from notify.transports.dingtalk import DingTalkTransport
+from notify.transports.email import EmailTransport
 from notify.transports.webhook import WebhookTransport
+from notify.transports.wecom import WeComTransport
 
-REGISTRY: dict[str, type[Transport]] = {WebhookTransport.kind: WebhookTransport}
+REGISTRY: dict[str, type[Transport]] = {
+    transport.kind: transport for transport in (EmailTransport, DingTalkTransport, WeComTransport, WebhookTransport)
+}
 
-# The four methods of the seed's page, in its order; the ones without a transport yet are shown
-# as coming soon.
+# The four methods of the seed's page, in its order.
 METHODS = (
     ("email", _l("Email")),
     ("dingtalk", _l("DingTalk")),

@@ -38,12 +38,23 @@ class OutgoingRequest:
     body: bytes
     # The same headers with credentials replaced: this is what gets stored and shown.
     masked_headers: dict = field(default_factory=dict)
+    # The URL as stored and shown, when the real one holds a credential (a robot's token).
+    masked_url: str | None = None
+    # What goes on the wire when it is not `body` (an email's MIME message; `body` is its text).
+    payload: bytes | None = None
+
+    @property
+    def shown_url(self) -> str:
+        return self.masked_url or self.url
 
     def body_text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
 
-    def curl(self) -> str:
-        """A shell command that sends exactly this request (credentials included)."""
+    def curl(self) -> str | None:
+        """A shell command that sends exactly this request (credentials included); None when it is
+        not an HTTP request."""
+        if not self.url.startswith(("http://", "https://")):
+            return None
         parts = ["curl", "-sS", "-i", "-X", self.method, self.url]
         for name, value in self.headers.items():
             parts += ["-H", f"{name}: {value}"]
@@ -72,6 +83,9 @@ class Transport:
 
     kind: ClassVar[str]
     label: ClassVar[object]
+    # (messages, seconds): at most that many messages in any window of that length to one
+    # `rate_key()`, across all workers (notify.ratelimit). None: no limit.
+    rate_limit: ClassVar[tuple[int, float] | None] = None
 
     def __init__(self, channel: "Channel", settings: DeliverySettings):
         self.channel = channel
@@ -82,6 +96,26 @@ class Transport:
 
     def send(self, request: OutgoingRequest) -> Outcome:
         raise NotImplementedError
+
+    def rate_key(self) -> str:
+        """What the service's rate limit counts by (a robot's credential)."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls, config: dict) -> str:
+        """How the merchant recognises a channel of this kind (its URL, its recipients), with no
+        credential in it: shown on pages and copied to each delivery."""
+        return config.get("url", "")
+
+    @classmethod
+    def public_config(cls, config: dict) -> dict:
+        """The settings with any credential masked (an export without secrets)."""
+        return dict(config)
+
+    @classmethod
+    def normalize(cls, config: dict) -> dict:
+        """Valid settings as they are stored (lists split, blanks dropped)."""
+        return dict(config)
 
     @classmethod
     def validate(cls, config: dict, secret: str | None) -> dict[str, str]:

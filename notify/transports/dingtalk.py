@@ -1,0 +1,101 @@
+"""DingTalk custom group robot (钉钉自定义机器人), as in CHANNELS.md section 2: markdown messages,
+the optional 加签 signature in the query, @mentions by mobile, and `errcode` as the verdict."""
+from __future__ import annotations
+
+from urllib.parse import quote_plus
+
+from flask_babel import lazy_gettext as _l
+
+from notify import hooks, messages, signing
+from notify.transports.base import PERMANENT, TRANSIENT
+from notify.transports.robot import RobotTransport
+
+MAX_BYTES = 20000
+KEYWORD_PREFIX, KEYWORD_SUFFIX = "prefix", "suffix"
+
+
+class DingTalkTransport(RobotTransport):
+    kind = "dingtalk"
+    label = _l("DingTalk")
+    credential_param = "access_token"
+    example_url = "https://oapi.dingtalk.com/robot/send?access_token=…"
+    mention_kinds = ("all", "mobiles")
+    errors = {
+        300001: (PERMANENT, _l("The robot's access_token does not exist: the robot was removed or the URL is "
+                               "wrong. Copy its webhook URL again."), None),
+        300005: (PERMANENT, _l("The robot's access_token does not exist: the robot was removed or the URL is "
+                               "wrong. Copy its webhook URL again."), None),
+        130101: (TRANSIENT, _l("Sending too fast: DingTalk throttles this robot for 10 minutes. Trying again "
+                               "after that."), 600.0),
+        460101: (PERMANENT, _l("The message is too long for DingTalk."), None),
+        101002: (PERMANENT, _l("The message is too long for DingTalk."), None),
+        -1: (TRANSIENT, _l("DingTalk is busy; trying again later."), None),
+    }
+
+    def classify(self, code: int, message: str):
+        if code != 310000:
+            return super().classify(code, message)
+        # One code for every security check: errmsg says which.
+        text = message.lower()
+        if "sign" in text:
+            explanation = _l("Signature does not match: check the secret (加签, SEC…) against the robot's "
+                             "security settings.")
+        elif "keyword" in text:
+            explanation = _l("The robot's security keyword is not in the message: put the keyword in "
+                             "'Keyword' below.")
+        elif "timestamp" in text:
+            explanation = _l("DingTalk rejected the timestamp: check this server's clock.")
+        elif "ip" in text:
+            explanation = _l("This server's IP address is not in the robot's IP allow-list.")
+        else:
+            explanation = _l("DingTalk's security check failed.")
+        return PERMANENT, str(explanation), None
+
+    @classmethod
+    def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
+        errors = super().validate(config, secret)
+        secret = (secret or "").strip()
+        if secret and not (secret.startswith("SEC") and secret.isalnum() and 10 <= len(secret) <= 200):
+            errors["secret"] = str(_l("A DingTalk signing secret starts with SEC and has only letters and digits: "
+                                      "copy it from the robot's security settings (加签)."))
+        keyword = config.get("keyword") or ""
+        if len(keyword) > 50 or any(ch in keyword for ch in "\r\n"):
+            errors["keyword"] = str(_l("A keyword is one line of at most 50 characters."))
+        if config.get("keyword_position", KEYWORD_PREFIX) not in (KEYWORD_PREFIX, KEYWORD_SUFFIX):
+            errors["keyword_position"] = str(_l("Choose before or after the message."))
+        return errors
+
+    @classmethod
+    def normalize(cls, config: dict) -> dict:
+        return dict(super().normalize(config), keyword=(config.get("keyword") or "").strip(),
+                    keyword_position=config.get("keyword_position") or KEYWORD_PREFIX)
+
+    def request_url(self, timestamp_ms: int) -> str:
+        url = self.channel.config.get("url", "")
+        if not self.channel.secret:
+            return url
+        # Encoded exactly once, here; the URL is sent as it is.
+        return f"{url}&timestamp={timestamp_ms}&sign={quote_plus(signing.sign_base64(self.channel.secret, timestamp_ms))}"
+
+    def build(self, event) -> dict:
+        config = self.channel.config
+        summary = self.summary(event)
+        mentions = self.mentions_for(config, hooks.get(event.hook).group)
+        with messages.merchant_locale():
+            rendered = messages.render("chat.md", summary, flavor="dingtalk")
+        keyword = (config.get("keyword") or "").strip()
+        suffix = config.get("keyword_position") == KEYWORD_SUFFIX
+
+        def message(content: str) -> dict:
+            title, text = summary.title, content
+            if keyword:
+                title = f"{title} {keyword}" if suffix else f"{keyword} {title}"
+                text = f"{text}\n\n{keyword}" if suffix else f"{keyword}\n\n{text}"
+            if mentions["mobiles"]:
+                # DingTalk only notifies a mobile that also appears as @mobile in the text.
+                text += "\n\n" + " ".join(f"@{m}" for m in mentions["mobiles"])
+            return {"msgtype": "markdown", "markdown": {"title": title, "text": text},
+                    "at": {"atMobiles": mentions["mobiles"], "isAtAll": mentions["all"]}}
+
+        # Over DingTalk's size limit, the content is shortened (never the keyword or the mentions).
+        return self.shrink(message, rendered, MAX_BYTES)

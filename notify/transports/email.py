@@ -1,0 +1,193 @@
+"""Email through the SMTP server of the `MAIL_*` settings (Flask-Mail), CHANNELS.md section 4.
+
+Every message has a plain-text and an HTML part from `templates/messages/`. The SMTP session has
+a timeout (smtplib has none by default, and a dead server would hold a sender thread forever).
+A refused recipient, a refused sender and failed authentication are permanent (the merchant must
+change a setting); a server that cannot be reached, or answers 4xx, is tried again later.
+"""
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import time
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from flask_mail import Connection, Message
+
+from notify import messages
+from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
+
+MAX_RECIPIENTS = 20
+
+
+class _TimedConnection(Connection):
+    """Flask-Mail's connection, with a timeout on connecting and on every command."""
+
+    def __init__(self, mail, timeout: float):
+        super().__init__(mail)
+        self.timeout = timeout
+
+    def configure_host(self):
+        factory = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
+        host = factory(self.mail.server, self.mail.port, timeout=self.timeout)
+        if self.mail.use_tls:
+            host.starttls()
+        if self.mail.username and self.mail.password:
+            host.login(self.mail.username, self.mail.password)
+        return host
+
+
+def server_description(config) -> str:
+    """Which SMTP server is in use, for the page: never the password."""
+    security = "SSL" if config["MAIL_USE_SSL"] else ("STARTTLS" if config["MAIL_USE_TLS"] else "")
+    user = f"{config['MAIL_USERNAME']}@" if config.get("MAIL_USERNAME") else ""
+    return " ".join(part for part in (f"smtp://{user}{config['MAIL_SERVER']}:{config['MAIL_PORT']}", security) if part)
+
+
+def clean_recipients(raw) -> tuple[list[str], list[str]]:
+    """(normalised addresses, problems) from a list or from text separated by commas, spaces or lines."""
+    if isinstance(raw, str):
+        raw = raw.replace(";", ",").replace("\n", ",").split(",")
+    found, problems = [], []
+    for item in raw or []:
+        text = str(item).strip()
+        if not text:
+            continue
+        try:
+            address = validate_email(text, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            problems.append(f"{text}: {exc}")
+            continue
+        if address not in found:
+            found.append(address)
+    return found, problems
+
+
+class EmailTransport(Transport):
+    kind = "email"
+    label = _l("Email")
+
+    def __init__(self, channel, settings):
+        super().__init__(channel, settings)
+        # Read in the app context the drain runs in; `send` runs in a sender thread without one.
+        self.mail = current_app.extensions["mail"]
+        self.timeout = current_app.config["MAIL_TIMEOUT"]
+
+    @classmethod
+    def describe(cls, config: dict) -> str:
+        return ", ".join(config.get("recipients") or [])
+
+    @classmethod
+    def normalize(cls, config: dict) -> dict:
+        return dict(config, recipients=clean_recipients(config.get("recipients"))[0])
+
+    @classmethod
+    def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
+        recipients, problems = clean_recipients(config.get("recipients"))
+        if problems:
+            return {"recipients": str(_l("Not a valid email address: %(problems)s", problems="; ".join(problems)))}
+        if not recipients:
+            return {"recipients": str(_l("Enter at least one email address."))}
+        if len(recipients) > MAX_RECIPIENTS:
+            return {"recipients": str(_l("At most %(n)d addresses.", n=MAX_RECIPIENTS))}
+        return {}
+
+    def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
+        config = current_app.config
+        with messages.merchant_locale():
+            summary = messages.summarize(event.hook, event.data, is_test=event.is_test)
+            text, html = messages.render("email.txt", summary), messages.render("email.html", summary)
+        recipients = list(self.channel.config.get("recipients") or [])
+        message = Message(subject=summary.subject, recipients=recipients, body=text, html=html,
+                          sender=config["MAIL_DEFAULT_SENDER"],
+                          extra_headers={"X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id})
+        headers = {"From": message.sender, "To": ", ".join(recipients), "Subject": summary.subject,
+                   "X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id}
+        # What is shown is the text part; what is sent is the whole MIME message.
+        return OutgoingRequest("SMTP", server_description(config), headers, text.encode("utf-8"), dict(headers),
+                               payload=message.as_bytes())
+
+    def send(self, request: OutgoingRequest) -> Outcome:
+        started = time.perf_counter()
+        outcome = self._send(request)
+        outcome.duration_ms = int((time.perf_counter() - started) * 1000)
+        return outcome
+
+    def _send(self, request: OutgoingRequest) -> Outcome:
+        recipients = [r.strip() for r in request.headers["To"].split(",")]
+        if self.mail.suppress:
+            return Outcome(kind=SUCCESS, response_body="not sent: MAIL_SUPPRESS_SEND is on")
+        try:
+            host = _TimedConnection(self.mail, self.timeout).configure_host()
+            try:
+                refused = host.sendmail(request.headers["From"], recipients, request.payload)
+            finally:
+                _close(host)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return Outcome(kind=PERMANENT, status=_first_code(exc.recipients), response_body=_replies(exc.recipients),
+                           error=str(_l("The mail server refused every recipient: %(replies)s",
+                                        replies=_replies(exc.recipients))))
+        except smtplib.SMTPAuthenticationError as exc:
+            return Outcome(kind=PERMANENT, status=exc.smtp_code, response_body=_reply(exc),
+                           error=str(_l("The mail server refused the login: check MAIL_USERNAME and MAIL_PASSWORD "
+                                        "(%(reply)s)", reply=_reply(exc))))
+        except smtplib.SMTPSenderRefused as exc:
+            kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
+            return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
+                           error=str(_l("The mail server refused the sender %(sender)s: check MAIL_DEFAULT_SENDER "
+                                        "(%(reply)s)", sender=exc.sender, reply=_reply(exc))))
+        except smtplib.SMTPResponseException as exc:
+            kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
+            return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
+                           error=str(_l("The mail server answered %(reply)s", reply=_reply(exc))))
+        except (smtplib.SMTPException, OSError) as exc:
+            return Outcome(kind=TRANSIENT, error=_connection_problem(exc, request.url, self.timeout))
+        body = "250 accepted"
+        if refused:
+            body += "; " + str(_l("refused: %(replies)s", replies=_replies(refused)))
+        return Outcome(kind=SUCCESS, status=250, response_body=body, error=None)
+
+
+def _close(host: smtplib.SMTP) -> None:
+    """QUIT politely; a server that hangs up first has still accepted what it acknowledged."""
+    try:
+        host.quit()
+    except (smtplib.SMTPException, OSError):
+        host.close()
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    message = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+    return f"{exc.smtp_code} {message}"
+
+
+def _replies(recipients: dict) -> str:
+    parts = []
+    for address, (code, message) in recipients.items():
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+        parts.append(f"{address}: {code} {text}")
+    return "; ".join(parts)
+
+
+def _first_code(recipients: dict) -> int | None:
+    return next((code for code, _ in recipients.values()), None)
+
+
+def _connection_problem(exc: BaseException, server: str, timeout: float) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return str(_l("Connection refused by %(server)s: is the mail server running? (MAIL_SERVER, MAIL_PORT)",
+                      server=server))
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return str(_l("The mail server %(server)s did not answer within %(seconds)s s", server=server,
+                      seconds=f"{timeout:g}"))
+    if isinstance(exc, socket.gaierror):
+        return str(_l("DNS lookup failed for the mail server %(server)s", server=server))
+    if isinstance(exc, ssl.SSLError):
+        return str(_l("TLS error talking to the mail server %(server)s: %(error)s", server=server, error=exc))
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return str(_l("The mail server %(server)s closed the connection", server=server))
+    return str(_l("Could not talk to the mail server %(server)s: %(error)s", server=server,
+                  error=f"{type(exc).__name__}: {exc}"))

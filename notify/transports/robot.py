@@ -1,0 +1,191 @@
+"""What DingTalk and WeCom group robots have in common: a webhook URL whose query holds the
+credential, JSON messages rendered from `templates/messages/`, @mentions chosen per group of
+events, an answer that is HTTP 200 even for failures (`errcode` decides), and a limit of 20
+messages a minute per robot, kept across all workers by `notify.ratelimit`.
+"""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from flask_babel import lazy_gettext as _l
+
+from notify import hooks, http, messages, signing
+from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
+from notify.transports.webhook import url_problem
+
+MOBILE = re.compile(r"^\+?[0-9][0-9-]{4,19}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+MAX_MENTIONS = 20
+
+
+def encode(message: dict) -> bytes:
+    """Compact UTF-8 JSON, Chinese as characters: what the robots' size limits count."""
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _split(value) -> list[str]:
+    """A list of mentions from a list or from text separated by commas, spaces or line breaks."""
+    if isinstance(value, str):
+        value = re.split(r"[\s,;，；]+", value)
+    return [str(v).strip() for v in (value or []) if str(v).strip()]
+
+
+class RobotTransport(Transport):
+    # The query parameter of the webhook URL that is the robot's credential.
+    credential_param: str
+    # Example URL shown in errors and placeholders.
+    example_url: str
+    rate_limit = (20, 60.0)
+    # Which mention kinds this service supports: "all", "mobiles", "user_ids".
+    mention_kinds: tuple[str, ...] = ("all", "mobiles")
+    # errcode → (kind, message for the merchant, seconds to wait before retrying)
+    errors: dict[int, tuple[str, object, float | None]] = {}
+
+    # -- settings ----------------------------------------------------------------------------
+    @classmethod
+    def credential(cls, url: str) -> str:
+        return (parse_qs(urlsplit(url or "").query).get(cls.credential_param) or [""])[0]
+
+    @classmethod
+    def mask_url(cls, url: str) -> str:
+        """The URL with its credential masked: how it is shown, logged and exported."""
+        token = cls.credential(url)
+        return url.replace(f"{cls.credential_param}={token}", f"{cls.credential_param}={signing.mask(token)}") \
+            if token else url
+
+    @classmethod
+    def describe(cls, config: dict) -> str:
+        return cls.mask_url(config.get("url", ""))
+
+    @classmethod
+    def public_config(cls, config: dict) -> dict:
+        return dict(config, url=cls.mask_url(config.get("url", "")))
+
+    @classmethod
+    def mentions_for(cls, config: dict, group: str) -> dict:
+        """`{"all": bool, "mobiles": [...], "user_ids": [...]}` for events of `group`."""
+        found = (config.get("mentions") or {}).get(group) or {}
+        return {"all": bool(found.get("all")), "mobiles": list(found.get("mobiles") or []),
+                "user_ids": list(found.get("user_ids") or [])}
+
+    @classmethod
+    def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
+        errors = {}
+        url = (config.get("url") or "").strip()
+        problem = url_problem(url)
+        token = cls.credential(url)
+        if problem:
+            errors["url"] = problem
+        elif not token:
+            errors["url"] = str(_l("The URL has no %(param)s: copy the whole webhook URL from the robot's settings, "
+                                   "e.g. %(example)s", param=cls.credential_param, example=cls.example_url))
+        elif not re.fullmatch(r"[A-Za-z0-9_-]{8,128}", token):
+            errors["url"] = str(_l("The %(param)s in the URL does not look right: copy the whole webhook URL again.",
+                                   param=cls.credential_param))
+        mentions = config.get("mentions") or {}
+        if not isinstance(mentions, dict) or set(mentions) - set(hooks.GROUP_LABELS):
+            errors["mentions"] = str(_l("Mentions must be given per group of events: order, inventory, statistics."))
+            return errors
+        for group, chosen in mentions.items():
+            if not isinstance(chosen, dict):
+                errors[f"mentions_{group}"] = str(_l("Mentions must be an object."))
+                continue
+            mobiles, user_ids = _split(chosen.get("mobiles")), _split(chosen.get("user_ids"))
+            bad = [m for m in mobiles if not MOBILE.match(m)]
+            if bad:
+                errors[f"mentions_{group}"] = str(_l("Not a mobile number: %(values)s", values=", ".join(bad)))
+            bad = [u for u in user_ids if not USER_ID.match(u)]
+            if bad:
+                errors[f"mentions_{group}"] = str(_l("Not a user id: %(values)s", values=", ".join(bad)))
+            if user_ids and "user_ids" not in cls.mention_kinds:
+                errors[f"mentions_{group}"] = str(_l("This service mentions people by mobile number only."))
+            if len(mobiles) + len(user_ids) > MAX_MENTIONS:
+                errors[f"mentions_{group}"] = str(_l("Mention at most %(n)d people.", n=MAX_MENTIONS))
+        return errors
+
+    @classmethod
+    def normalize(cls, config: dict) -> dict:
+        """Mentions as lists, and only for the groups that mention someone."""
+        raw = config.get("mentions") or {}
+        cleaned = {}
+        for group in hooks.GROUP_LABELS:
+            chosen = raw.get(group) or {}
+            item = {"all": bool(chosen.get("all")), "mobiles": _split(chosen.get("mobiles")),
+                    "user_ids": _split(chosen.get("user_ids")) if "user_ids" in cls.mention_kinds else []}
+            if item["all"] or item["mobiles"] or item["user_ids"]:
+                cleaned[group] = item
+        return dict(config, url=(config.get("url") or "").strip(), mentions=cleaned)
+
+    def rate_key(self) -> str:
+        return self.credential(self.channel.config.get("url", ""))
+
+    # -- sending -----------------------------------------------------------------------------
+    def summary(self, event) -> messages.Summary:
+        with messages.merchant_locale():
+            return messages.summarize(event.hook, event.data, is_test=event.is_test)
+
+    def build(self, event) -> dict:
+        """The JSON message for this event."""
+        raise NotImplementedError
+
+    def request_url(self, timestamp_ms: int) -> str:
+        return self.channel.config.get("url", "")
+
+    def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
+        body = encode(self.build(event))
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "merchant-notify"}
+        url = self.request_url(timestamp_ms)
+        return OutgoingRequest("POST", url, headers, body, dict(headers), masked_url=self.mask_url(url))
+
+    def send(self, request: OutgoingRequest) -> Outcome:
+        s = self.settings
+        result = http.post(request.url, request.headers, request.body, connect_timeout=s.connect_timeout,
+                           read_timeout=s.read_timeout, max_bytes=s.response_max_bytes)
+        outcome = Outcome(kind=TRANSIENT, status=result.status, response_headers=result.headers or None,
+                          response_body=result.body if result.status is not None else None,
+                          duration_ms=result.duration_ms, error=result.error)
+        if result.status is None:
+            return outcome
+        if result.status != 200:
+            outcome.error = str(_l("%(service)s answered HTTP %(status)d.", service=self.label, status=result.status))
+            if result.status in (404, 410):
+                outcome.kind = PERMANENT
+            return outcome
+        try:
+            answer = json.loads(result.body)
+            code, message = int(answer["errcode"]), str(answer.get("errmsg", ""))
+        except (ValueError, TypeError, KeyError):
+            outcome.error = str(_l("%(service)s answered with something that is not its usual JSON.", service=self.label))
+            return outcome
+        if code == 0:
+            outcome.kind = SUCCESS
+            return outcome
+        outcome.kind, explanation, outcome.retry_after = self.classify(code, message)
+        outcome.error = f"{explanation} ({self.label} errcode {code}: {message})"
+        return outcome
+
+    def classify(self, code: int, message: str) -> tuple[str, str, float | None]:
+        kind, explanation, wait = self.errors.get(
+            code, (TRANSIENT, _l("%(service)s refused the message.", service=self.label), None))
+        return kind, str(explanation), wait
+
+    # -- building messages -------------------------------------------------------------------
+    def fit(self, text: str, max_bytes: int) -> str:
+        """`text` within `max_bytes` UTF-8 bytes, shortened with a note rather than rejected by the service."""
+        with messages.merchant_locale():
+            note = "\n\n" + str(_l("… (shortened: the message was too long for %(service)s)", service=self.label))
+        return messages.truncate_utf8(text, max_bytes, note)
+
+    def shrink(self, make, content: str, max_bytes: int) -> dict:
+        """`make(content)`, with `content` shortened until the encoded message is within `max_bytes`."""
+        message = make(content)
+        excess = len(encode(message)) - max_bytes
+        budget = len(content.encode("utf-8"))
+        while excess > 0 and budget > 0:
+            # JSON escapes make the encoded size grow faster than the text: cut a little more.
+            budget -= excess + 64
+            message = make(self.fit(content, budget))
+            excess = len(encode(message)) - max_bytes
+        return message

@@ -1,0 +1,52 @@
+"""WeCom group robot (企业微信群机器人), as in CHANNELS.md section 3: the `key` in the URL is the
+credential, messages are markdown with WeCom's colour tags, and `errcode` is the verdict.
+
+Mentions: WeCom's markdown can mention user ids (`<@userid>`) but neither mobiles nor @all. When
+a group of events must mention a mobile or everyone, its messages are sent as a `text` message
+(the same content without colours), which carries `mentioned_list` and `mentioned_mobile_list`:
+one message, one request, one place in the rate limit (docs/decisions.md).
+"""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from notify import hooks, messages
+from notify.transports.base import PERMANENT, TRANSIENT
+from notify.transports.robot import RobotTransport
+
+MARKDOWN_MAX_BYTES = 4096
+TEXT_MAX_BYTES = 2048
+
+
+class WeComTransport(RobotTransport):
+    kind = "wecom"
+    label = _l("WeCom")
+    credential_param = "key"
+    example_url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"
+    mention_kinds = ("all", "mobiles", "user_ids")
+    errors = {
+        93000: (PERMANENT, _l("The robot's webhook key is not valid: the robot was removed or the URL is wrong. "
+                              "Copy its webhook URL again."), None),
+        40008: (PERMANENT, _l("WeCom does not accept this message type."), None),
+        40058: (PERMANENT, _l("WeCom rejected a parameter of the message (too long, or a bad mention)."), None),
+        44004: (PERMANENT, _l("WeCom found the message empty or malformed."), None),
+        45009: (TRANSIENT, _l("Sending too fast: WeCom allows 20 messages a minute per robot. Trying again in "
+                              "a minute."), 60.0),
+        -1: (TRANSIENT, _l("WeCom is busy; trying again later."), None),
+    }
+
+    def build(self, event) -> dict:
+        summary = self.summary(event)
+        mentions = self.mentions_for(self.channel.config, hooks.get(event.hook).group)
+        if mentions["all"] or mentions["mobiles"]:
+            with messages.merchant_locale():
+                content = messages.render("chat.txt", summary)
+            listed = mentions["user_ids"] + (["@all"] if mentions["all"] else [])
+            return {"msgtype": "text", "text": {"content": self.fit(content, TEXT_MAX_BYTES),
+                                                "mentioned_list": listed,
+                                                "mentioned_mobile_list": mentions["mobiles"]}}
+        with messages.merchant_locale():
+            content = messages.render("chat.md", summary, flavor="wecom")
+        tail = "".join(f"\n<@{user_id}>" for user_id in mentions["user_ids"])
+        return {"msgtype": "markdown",
+                "markdown": {"content": self.fit(content, MARKDOWN_MAX_BYTES - len(tail.encode("utf-8"))) + tail}}
