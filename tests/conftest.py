@@ -229,24 +229,95 @@ def receiver_demo(tmp_path):
 
 
 @pytest.fixture
-def make_webhook(app):
-    """Create a WebHook channel directly through the domain (the admin form has its own tests)."""
+def make_channel(app):
+    """Create a channel of any kind directly through the domain (the admin forms have their own tests)."""
     from extensions import db
     from models import Channel
     from notify import channels as channel_service
     from notify import hooks
 
-    def make(url: str, secret: str = "whsec_test_secret_0123456789", auth_mode: str = "signature",
-             hooks_=None, enabled: bool = True) -> int:
+    def make(kind: str, config: dict, secret: str | None = None, hooks_=None, enabled: bool = True) -> int:
         with app.app_context():
-            channel = channel_service.apply(
-                Channel(kind="webhook"), config={"url": url, "auth_mode": auth_mode}, secret=secret,
-                hooks_=list(hooks_ or hooks.HOOK_NAMES), enabled=enabled)
+            channel = channel_service.apply(Channel(kind=kind), config=config, secret=secret,
+                                            hooks_=list(hooks_ or hooks.HOOK_NAMES), enabled=enabled)
             db.session.add(channel)
             db.session.commit()
             return channel.id
 
     return make
+
+
+@pytest.fixture
+def make_webhook(make_channel):
+    def make(url: str, secret: str = "whsec_test_secret_0123456789", auth_mode: str = "signature",
+             hooks_=None, enabled: bool = True) -> int:
+        return make_channel("webhook", {"url": url, "auth_mode": auth_mode}, secret, hooks_, enabled)
+
+    return make
+
+
+@pytest.fixture
+def dingtalk():
+    """The fake DingTalk robot service (tests/fakes.py) on loopback."""
+    from tests.fakes import FakeDingTalk
+
+    with FakeDingTalk() as fake:
+        yield fake
+
+
+@pytest.fixture
+def wecom():
+    from tests.fakes import FakeWeCom
+
+    with FakeWeCom() as fake:
+        yield fake
+
+
+class SmtpServer:
+    """A real SMTP server on loopback (aiosmtpd). Keeps every message it accepts; refuses with 550
+    any recipient whose address starts with `refuse`."""
+
+    def __init__(self, **controller_options):
+        from aiosmtpd.controller import Controller
+
+        self.messages = []
+        server = self
+
+        class Handler:
+            async def handle_RCPT(self, _server, _session, envelope, address, _options):
+                if address.startswith("refuse"):
+                    return "550 5.1.1 No such user here"
+                envelope.rcpt_tos.append(address)
+                return "250 OK"
+
+            async def handle_DATA(self, _server, _session, envelope):
+                server.messages.append(envelope)
+                return "250 Message accepted for delivery"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, **controller_options)
+        self.controller.start()
+
+    def parsed(self):
+        """The accepted messages as `email.message.EmailMessage` objects, with their envelopes."""
+        from email import message_from_bytes, policy
+
+        return [(message_from_bytes(e.original_content, policy=policy.default), e) for e in self.messages]
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def smtp_server(app):
+    """The SMTP server, with the app's MAIL_* settings pointing at it."""
+    from extensions import mail
+
+    server = SmtpServer()
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=server.port, MAIL_DEFAULT_SENDER="shop@example.com")
+    mail.init_app(app)  # Flask-Mail reads its settings once, here
+    yield server
+    server.stop()
 
 
 class LocalReceiver:

@@ -180,7 +180,8 @@ def _connection_problem(exc: BaseException, server: str, timeout: float) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return str(_l("Connection refused by %(server)s: is the mail server running? (MAIL_SERVER, MAIL_PORT)",
                       server=server))
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    # smtplib reports a silent server as "Connection unexpectedly closed: timed out".
+    if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in str(exc):
         return str(_l("The mail server %(server)s did not answer within %(seconds)s s", server=server,
                       seconds=f"{timeout:g}"))
     if isinstance(exc, socket.gaierror):
