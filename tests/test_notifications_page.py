@@ -137,3 +137,79 @@ def test_static_assets_are_served_locally(login):
     assert "http://" not in re.sub(r'href="http[^"]*"', "", "".join(re.findall(r'<(?:link|script)[^>]*>', page)))
     assert login.get("/static/app.css").status_code == 200
     assert login.get("/static/app.js").status_code == 200
+
+
+# -- DingTalk, WeCom and Email forms ---------------------------------------------------------------
+DINGTALK_URL = "https://oapi.dingtalk.com/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e5d2c1b0a9f8e"
+WECOM_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7aaa-4bc4-97a0-0ec2sifa5aaa"
+
+
+def robot_form(**overrides):
+    data = {"url": DINGTALK_URL, "secret": "", "keyword": "", "keyword_position": "prefix", "hooks": ALL_HOOKS,
+            "enabled": "y"}
+    data.update(overrides)
+    return data
+
+
+def test_dingtalk_saved_with_mentions_per_group_and_token_never_shown_again(login, app):
+    response = login.post("/settings/notifications/dingtalk/new", data=robot_form(
+        secret="SECabcdef0123456789", keyword="订单", at_all_inventory="y", mobiles_order="13800000000，13900000000"))
+    assert response.status_code == 302
+    with app.app_context():
+        channel = db.session.scalar(db.select(Channel))
+        assert channel.kind == "dingtalk" and channel.secret == "SECabcdef0123456789"
+        assert channel.config["mentions"] == {
+            "order": {"all": False, "mobiles": ["13800000000", "13900000000"], "user_ids": []},
+            "inventory": {"all": True, "mobiles": [], "user_ids": []}}
+    for page in (login.get("/settings/notifications/").text, login.get(response.location).text):
+        assert "4f1c2a9e0b7d4c3f8a6e5d2c1b0a9f8e" not in page and "access_token=••••••••9f8e" in page
+        assert "SECabcdef0123456789" not in page
+    # Editing with the URL and secret left blank keeps both.
+    assert login.post(response.location, data=robot_form(url="", keyword="订单")).status_code == 302
+    with app.app_context():
+        channel = db.session.scalar(db.select(Channel))
+        assert channel.config["url"] == DINGTALK_URL and channel.secret == "SECabcdef0123456789"
+        assert channel.config["mentions"] == {}  # the mention fields were sent empty this time
+
+
+@pytest.mark.parametrize("path, overrides, field_id, message", [
+    ("dingtalk", {"url": "https://oapi.dingtalk.com/robot/send"}, "url", "The URL has no access_token"),
+    ("dingtalk", {"secret": "abc"}, "secret", "A DingTalk signing secret starts with SEC"),
+    ("dingtalk", {"mobiles_order": "12345, call-me"}, "mobiles_order", "Not a mobile number: call-me"),
+    ("dingtalk", {"keyword": "x" * 51}, "keyword", "at most 50 characters"),
+    ("wecom", {"url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?token=1"}, "url", "The URL has no key"),
+    ("wecom", {"url": WECOM_URL, "user_ids_statistics": "li si!"}, "mobiles_statistics", "Not a user id: si!"),
+    ("email", {"recipients": "owner@example.com, not-an-address"}, "recipients", "Not a valid email address"),
+    ("email", {"recipients": ""}, "recipients", "Enter at least one email address."),
+])
+def test_channel_forms_explain_bad_input_next_to_the_field(login, app, path, overrides, field_id, message):
+    response = login.post(f"/settings/notifications/{path}/new", data=robot_form(**overrides))
+    assert response.status_code == 200
+    assert any(message in error for error in field_errors(response.text)), field_errors(response.text)
+    assert f'id="{field_id}-error"' in response.text
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(Channel)) == 0
+
+
+def test_email_page_names_the_mail_server_but_never_the_password(login, app):
+    app.config.update(MAIL_SERVER="smtp.example.com", MAIL_PORT=587, MAIL_USE_TLS=True, MAIL_USERNAME="shop",
+                      MAIL_PASSWORD="hunter2-secret")
+    response = login.post("/settings/notifications/email/new",
+                          data={"recipients": "Owner@Example.com\nops@example.com", "hooks": ALL_HOOKS, "enabled": "y"})
+    assert response.status_code == 302
+    for page in (login.get("/settings/notifications/").text, login.get(response.location).text):
+        assert "smtp://shop@smtp.example.com:587 STARTTLS" in page and "hunter2" not in page
+    assert "Owner@example.com, ops@example.com" in login.get("/settings/notifications/").text
+
+
+def test_each_kind_has_its_test_button(login, app, make_channel):
+    ids = [make_channel("email", {"recipients": ["owner@example.com"]}),
+           make_channel("dingtalk", {"url": DINGTALK_URL}), make_channel("wecom", {"url": WECOM_URL})]
+    for channel_id, path in zip(ids, ("email", "dingtalk", "wecom")):
+        page = login.get(f"/settings/notifications/{path}/{channel_id}").text
+        assert f'action="/settings/notifications/channels/{channel_id}/test"' in page
+        response = login.post(f"/settings/notifications/channels/{channel_id}/test", data={"hook": "stock_alarm_hook"})
+        assert response.status_code == 302 and "/deliveries/dlv_" in response.location
+    # A channel's page is only reachable under its own kind.
+    assert login.get(f"/settings/notifications/wecom/{ids[0]}").status_code == 404
+    assert login.get("/settings/notifications/sms/new").status_code == 404

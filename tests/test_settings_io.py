@@ -92,3 +92,30 @@ def test_invalid_channels_are_all_listed_and_nothing_changes(app, runner, make_w
     assert "channels[3].kind: 'fax'" in result.output
     with app.app_context():
         assert [c.target for c in db.session.scalars(db.select(Channel))] == ["https://keep.example.com/h"]
+
+
+ROBOT_URL = "https://oapi.dingtalk.com/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e5d2c1b0a9f8e"
+
+
+def test_robot_credentials_are_masked_in_an_export_and_kept_on_its_import(app, make_channel):
+    make_channel("dingtalk", {"url": ROBOT_URL, "mentions": {"inventory": {"all": True}}}, secret="SECabcdef0123456789",
+                 hooks_=["stock_alarm_hook"])
+    make_channel("email", {"recipients": ["owner@example.com"]}, hooks_=["order_pay_hook"])
+    with app.app_context():
+        doc = settings_io.export()
+        text = json.dumps(doc, ensure_ascii=False)
+        assert "4f1c2a9e0b7d4c3f8a6e5d2c1b0a9f8e" not in text and "SECabcdef" not in text
+        robot = doc["channels"][0]
+        assert robot["config"]["url"].endswith("access_token=••••••••9f8e")
+        robot["hooks"] = ["stock_alarm_hook", "key_stock_alarm_hook"]
+        doc["channels"][1]["config"]["recipients"] = ["owner@example.com"]
+        assert settings_io.import_(json.dumps(doc)) == {"created": 0, "updated": 2, "deleted": 0}
+        channel = db.session.scalar(db.select(Channel).where(Channel.kind == "dingtalk"))
+        assert channel.config["url"] == ROBOT_URL and channel.secret == "SECabcdef0123456789"
+        assert channel.hooks == ["stock_alarm_hook", "key_stock_alarm_hook"]
+        # Into an install that does not have the robot, a masked URL cannot work: it says so.
+        db.session.delete(channel)
+        db.session.commit()
+        with pytest.raises(settings_io.ImportError_) as error:
+            settings_io.import_(json.dumps(doc))
+        assert "channels[0].url" in str(error.value) and "access_token" in str(error.value)
