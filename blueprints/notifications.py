@@ -64,8 +64,12 @@ def index():
             "enabled": any(c.enabled for c in of_kind),
             "needs_attention": any(c.needs_attention for c in of_kind),
         })
+    # Whether the mail server answered the last time it was used, by any email channel.
+    mail_attempts = [last[c.id] for c in channels if c.kind == "email" and c.id in last]
+    mail_last = max(mail_attempts, key=lambda a: a.started_at, default=None)
     return render_template("notifications/index.html", methods=methods, last=last, groups=hooks.grouped(),
-                           action_form=ActionForm(), mail_server=server_description(current_app.config))
+                           action_form=ActionForm(), mail_server=server_description(current_app.config),
+                           mail_last=mail_last)
 
 
 def _save(form, channel: Channel) -> bool:

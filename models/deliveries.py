@@ -85,6 +85,12 @@ class Delivery(db.Model):
     def is_final(self) -> bool:
         return self.status in DeliveryStatus.FINAL
 
+    @property
+    def waits_for_rate_limit(self) -> bool:
+        """Pending and due later: it is waiting for its slot in a robot's rate limit."""
+        return (self.status == DeliveryStatus.PENDING and self.next_attempt_at is not None
+                and self.next_attempt_at > utcnow())
+
 
 class Attempt(db.Model):
     """One HTTP request (or SMTP session, or robot call) for a delivery: what was sent and what came back.

@@ -3,6 +3,7 @@ WeCom servers (tests/fakes.py, which follow CHANNELS.md) and to a real SMTP serv
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from datetime import timedelta
@@ -118,8 +119,12 @@ def test_dingtalk_permanent_failures_stop_and_explain(app, worker, dingtalk, mak
 def test_fixing_the_secret_and_testing_clears_needs_attention(app, worker, dingtalk, make_channel, login):
     url = dingtalk.add_robot(TOKEN, secret=SEC)
     channel_id = make_channel("dingtalk", {"url": url}, secret="SEC9999999999wrongwrongwrong")
-    ids = [send_test(app, channel_id)]
+    response = login.post(f"/settings/notifications/channels/{channel_id}/test", data={"hook": "order_pay_hook"})
+    ids = [response.location.rsplit("/", 1)[-1]]
     worker(until=settled(app, ids))
+    result = login.get(f"/deliveries/{ids[0]}/result").text
+    assert "Signature does not match" in result and "errcode 310000: sign not match" in result
+    assert "&#34;errcode&#34;: 310000" in result or "&#34;errcode&#34;:310000" in result  # the service's answer
     page = login.get("/settings/notifications/").text
     assert "needs attention" in page and "Signature does not match" in page
     response = login.post(f"/settings/notifications/dingtalk/{channel_id}",
@@ -154,7 +159,7 @@ def test_dingtalk_throttle_answer_waits_ten_minutes(app, worker, dingtalk, make_
     assert waiting.next_attempt_at >= utcnow() + timedelta(seconds=590)
 
 
-def test_a_burst_to_one_robot_is_paced_never_throttled(app, worker, dingtalk, make_channel, monkeypatch):
+def test_a_burst_to_one_robot_is_paced_never_throttled(app, worker, dingtalk, make_channel, monkeypatch, login):
     """60 events at once: 20 a minute reach the robot, the rest wait their turn; none is lost and
     the fake never answers 130101. Time runs 20x faster for the fake, and the limiter's window is
     shortened to match (3 s for DingTalk's 60)."""
@@ -164,6 +169,9 @@ def test_a_burst_to_one_robot_is_paced_never_throttled(app, worker, dingtalk, ma
     make_channel("dingtalk", {"url": dingtalk.add_robot(TOKEN)}, hooks_=["order_create_hook"])
     with app.app_context():
         ids = [dispatch.emit("order_create_hook", SAMPLE).delivery_ids[0] for _ in range(60)]
+    worker()  # the first 20 go at once; the others wait for their slots
+    assert len(dingtalk.robots[TOKEN].messages) == 20
+    assert "Waiting for its turn: the robot accepts 20 messages a minute" in login.get(f"/deliveries/{ids[-1]}").text
     worker(until=settled(app, ids), timeout=60)
     robot = dingtalk.robots[TOKEN]
     assert robot.throttled_count == 0
@@ -255,7 +263,7 @@ def test_truncate_utf8_never_splits_a_character():
 
 
 # -- Email ------------------------------------------------------------------------------------
-def test_email_has_subject_recipients_text_and_html(app, worker, smtp_server, make_channel):
+def test_email_has_subject_recipients_text_and_html(app, worker, smtp_server, make_channel, login):
     channel_id = make_channel("email", {"recipients": "owner@example.com, Ops@Example.com"})
     ids = [send_test(app, channel_id, "order_count_amount_hook"), *emit(app)]
     worker(until=settled(app, ids))
@@ -275,6 +283,8 @@ def test_email_has_subject_recipients_text_and_html(app, worker, smtp_server, ma
     attempt = delivery(app, ids[1]).attempts[0]
     assert attempt.request_method == "SMTP" and attempt.response_status == 250
     assert attempt.request_url == f"smtp://127.0.0.1:{smtp_server.port}"
+    # The page says the mail server answered the last time.
+    assert re.search(r'answered</span> SMTP 250', login.get("/settings/notifications/").text)
 
 
 def test_email_refused_recipient_is_permanent(app, worker, smtp_server, make_channel):
@@ -298,7 +308,7 @@ def test_email_partly_refused_is_delivered_to_the_others(app, worker, smtp_serve
     assert [e.rcpt_tos for e in smtp_server.messages] == [["owner@example.com"]]
 
 
-def test_email_to_a_dead_server_is_transient(app, worker, make_channel):
+def test_email_to_a_dead_server_is_transient(app, worker, make_channel, login):
     from extensions import mail
     from tests.conftest import free_port
 
@@ -311,6 +321,8 @@ def test_email_to_a_dead_server_is_transient(app, worker, make_channel):
     assert given_up.status == DeliveryStatus.DEAD and given_up.attempt_count == 4
     assert {a.outcome for a in given_up.attempts} == {"transient"}
     assert "Connection refused" in given_up.last_error
+    page = login.get("/settings/notifications/").text
+    assert "did not answer</span>" in page and "Connection refused" in page
 
 
 def test_email_server_that_never_answers_times_out(app, worker, make_channel):
