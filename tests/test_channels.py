@@ -58,9 +58,9 @@ def settled(app, delivery_ids):
 # -- DingTalk ---------------------------------------------------------------------------------
 def test_dingtalk_signed_markdown_with_keyword_and_mentions(app, worker, dingtalk, make_channel):
     url = dingtalk.add_robot(TOKEN, secret=SEC, keywords=("订单",))
-    channel_id = make_channel("dingtalk", {"url": url, "keyword": "订单", "keyword_position": "suffix",
-                                           "mentions": {"inventory": {"all": True},
-                                                        "order": {"mobiles": "13800000000"}}}, secret=SEC)
+    make_channel("dingtalk", {"url": url, "keyword": "订单", "keyword_position": "suffix",
+                              "mentions": {"inventory": {"all": True}, "order": {"mobiles": "13800000000"}}},
+                 secret=SEC)
     pay, alarm = emit(app), emit(app, "stock_alarm_hook")
     worker(until=settled(app, pay + alarm))
     assert delivery(app, pay[0]).status == delivery(app, alarm[0]).status == DeliveryStatus.DELIVERED

@@ -10,6 +10,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
+from notify import http
+
 if TYPE_CHECKING:
     from models import Channel, Delivery, Event
 
@@ -96,6 +98,16 @@ class Transport:
 
     def send(self, request: OutgoingRequest) -> Outcome:
         raise NotImplementedError
+
+    def post(self, request: OutgoingRequest) -> tuple[http.HttpResult, Outcome]:
+        """POST the request within the operator's limits: the raw result, and an outcome that is
+        transient until the kind's own rule says otherwise."""
+        s = self.settings
+        result = http.post(request.url, request.headers, request.body, connect_timeout=s.connect_timeout,
+                           read_timeout=s.read_timeout, max_bytes=s.response_max_bytes)
+        return result, Outcome(kind=TRANSIENT, status=result.status, response_headers=result.headers or None,
+                               response_body=result.body if result.status is not None else None,
+                               duration_ms=result.duration_ms, error=result.error)
 
     def rate_key(self) -> str:
         """What the service's rate limit counts by (a robot's credential)."""

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from flask_babel import lazy_gettext as _l
 
-from notify import hooks, http, messages, signing
+from notify import hooks, messages, signing
 from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
 from notify.transports.webhook import url_problem
 
@@ -140,12 +140,7 @@ class RobotTransport(Transport):
         return OutgoingRequest("POST", url, headers, body, dict(headers), masked_url=self.mask_url(url))
 
     def send(self, request: OutgoingRequest) -> Outcome:
-        s = self.settings
-        result = http.post(request.url, request.headers, request.body, connect_timeout=s.connect_timeout,
-                           read_timeout=s.read_timeout, max_bytes=s.response_max_bytes)
-        outcome = Outcome(kind=TRANSIENT, status=result.status, response_headers=result.headers or None,
-                          response_body=result.body if result.status is not None else None,
-                          duration_ms=result.duration_ms, error=result.error)
+        result, outcome = self.post(request)
         if result.status is None:
             return outcome
         if result.status != 200:

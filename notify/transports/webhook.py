@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 from flask_babel import lazy_gettext as _l
 
-from notify import http, signing
-from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
+from notify import signing
+from notify.transports.base import PERMANENT, SUCCESS, OutgoingRequest, Outcome, Transport
 
 AUTH_SIGNATURE = "signature"
 AUTH_PASSWORD = "password"
@@ -69,12 +69,7 @@ class WebhookTransport(Transport):
         return OutgoingRequest("POST", config.get("url", ""), headers, encode_body(event.envelope()), masked)
 
     def send(self, request: OutgoingRequest) -> Outcome:
-        s = self.settings
-        result = http.post(request.url, request.headers, request.body, connect_timeout=s.connect_timeout,
-                           read_timeout=s.read_timeout, max_bytes=s.response_max_bytes)
-        outcome = Outcome(kind=TRANSIENT, status=result.status, response_headers=result.headers or None,
-                          response_body=result.body if result.status is not None else None,
-                          duration_ms=result.duration_ms, error=result.error)
+        result, outcome = self.post(request)
         if result.status is None:
             return outcome
         if 200 <= result.status < 300:
