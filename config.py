@@ -65,6 +65,15 @@ def _language(raw: str | None) -> str:
     return LANGUAGES[name]
 
 
+def _currency(raw: str | None) -> str:
+    from babel.numbers import list_currencies
+
+    code = (raw or "CNY").strip().upper()
+    if code not in list_currencies():
+        raise ConfigError(f"MERCHANT_CURRENCY must be an ISO 4217 code such as CNY or USD, not {raw!r}")
+    return code
+
+
 def _secret_key(instance_path: Path, env: dict) -> str:
     """SECRET_KEY from the environment, else one generated once and kept in the instance folder.
 
@@ -117,6 +126,8 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "REDIS_URL": env.get("REDIS_URL") or None,
         "RQ_QUEUE": env.get("RQ_QUEUE") or "merchant-notify",
         "MERCHANT_TIMEZONE": tz_name,
+        # The currency of the daily report's amounts.
+        "MERCHANT_CURRENCY": _currency(env.get("MERCHANT_CURRENCY")),
         # The shop's name in email subjects and chat footers.
         "MERCHANT_NAME": (env.get("MERCHANT_NAME") or "Shop").strip(),
         # Outbound delivery

@@ -2,11 +2,12 @@
 
 
 def register_blueprints(app):
-    from blueprints import api, auth, deliveries, metrics, notifications, tokens
+    from blueprints import api, auth, deliveries, metrics, notifications, shop_api, tokens
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(tokens.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(shop_api.bp)
     app.register_blueprint(metrics.bp)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
+from notify import queue
 from notify.queue import get_queue, get_redis
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,9 @@ class Task:
 
 
 def tasks(config) -> list[Task]:
-    return [Task("sweep", "notify.jobs.sweep", max(1, int(config["SWEEP_INTERVAL"])))]
+    return [Task("sweep", "notify.jobs.sweep", max(1, int(config["SWEEP_INTERVAL"]))),
+            # Checks every minute whether the daily report is due (shop/report.py).
+            Task("daily_report", "shop.report.daily_report_job", 60)]
 
 
 def run_due(config, now: float | None = None) -> list[str]:
@@ -36,7 +39,7 @@ def run_due(config, now: float | None = None) -> list[str]:
         connection = get_redis()
         for task in tasks(config):
             slot = int(now // task.interval)
-            key = f"merchant-notify:periodic:{task.name}:{slot}"
+            key = queue.key(f"periodic:{task.name}:{slot}")
             if connection.set(key, "1", nx=True, ex=task.interval * 2):
                 job_id = f"periodic-{task.name}-{slot}"
                 get_queue().enqueue(task.func, job_id=job_id, result_ttl=task.interval * 2,

@@ -1,0 +1,383 @@
+"""The merchant's ledger: products, their inventory and license keys, and orders moving through
+their lifecycle. Every state change emits its hook through `notify.dispatch.record_event`, in the
+same transaction: the caller commits both or neither.
+
+The order lifecycle (docs/api.md):
+
+    created → paid → completed          created → cancelled
+    paid → refunded                     paid → out_of_stock → completed (keys added) | refunded
+
+Concurrency: every change is a conditional UPDATE (`… WHERE status = 'created'`, `… WHERE
+inventory >= 2`, `… WHERE stock_alarm_armed`), so two requests racing for the same order, the
+last item or the same alarm cannot both win, on PostgreSQL (row locks, re-checked conditions) as
+on SQLite (one writer at a time). Nothing reads a value and writes it back.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import list_currencies
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select, update
+
+from extensions import db
+from models import Order, OrderStatus, Product
+from models.base import utcnow
+from notify import dispatch
+
+MAX_AMOUNT = Decimal("9999999999.99")
+MAX_QUANTITY = 100000
+CURRENCIES = frozenset(list_currencies())
+PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+
+
+class LedgerError(Exception):
+    """A refused request: `status` is the HTTP status the API answers with."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, field: str | None = None, **extra):
+        super().__init__(message)
+        self.code, self.message, self.field, self.extra = code, message, field, extra
+
+
+class Invalid(LedgerError):
+    status = 400
+
+
+class NotFound(LedgerError):
+    status = 404
+
+
+class Conflict(LedgerError):
+    status = 409
+
+
+# -- input ------------------------------------------------------------------------------------
+def money(value, field: str) -> Decimal:
+    """A non-negative amount with at most two decimals, from a JSON string or number."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise Invalid("invalid_field", f"{field} must be an amount such as \"128.00\"", field)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise Invalid("invalid_field", f"{field} must be an amount such as \"128.00\", not {value!r}", field) from None
+    if not amount.is_finite() or amount < 0:
+        raise Invalid("invalid_field", f"{field} must be zero or more", field)
+    if amount.as_tuple().exponent < -2:
+        raise Invalid("invalid_field", f"{field} has more than two decimals: {value}", field)
+    if amount > MAX_AMOUNT:
+        raise Invalid("invalid_field", f"{field} is larger than {MAX_AMOUNT}", field)
+    return amount.quantize(Decimal("0.01"))
+
+
+def count(value, field: str, minimum: int = 0, maximum: int = 10**9) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid("invalid_field", f"{field} must be a whole number", field)
+    if not minimum <= value <= maximum:
+        raise Invalid("invalid_field", f"{field} must be between {minimum} and {maximum}", field)
+    return value
+
+
+def currency(value, field: str = "currency") -> str:
+    if not isinstance(value, str) or value.upper() not in CURRENCIES:
+        raise Invalid("invalid_field", f"{field} must be an ISO 4217 currency code such as CNY or USD, not {value!r}",
+                      field)
+    return value.upper()
+
+
+def text(value, field: str, max_length: int, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise Invalid("invalid_field" if value is not None else "missing_field", f"{field} is required: a text",
+                      field)
+    value = " ".join(value.split())
+    if len(value) > max_length:
+        raise Invalid("invalid_field", f"{field} is longer than {max_length} characters", field)
+    return value
+
+
+def _bool(value, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("invalid_field", f"{field} must be true or false", field)
+    return value
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# -- products ---------------------------------------------------------------------------------
+def product_dict(product: Product) -> dict:
+    return {
+        "path": product.path, "name": product.name, "price": f"{product.price:.2f}", "currency": product.currency,
+        "inventory": product.inventory, "low_stock_threshold": product.low_stock_threshold,
+        "stock_alert": product.stock_alert,
+        "keys": {"enabled": product.has_keys, "available": product.keys_available,
+                 "low_key_threshold": product.low_key_threshold} if product.has_keys else {"enabled": False},
+        "created_at": _iso(product.created_at),
+    }
+
+
+def get_product(path) -> Product:
+    product = db.session.scalar(select(Product).where(Product.path == path)
+                                .execution_options(populate_existing=True)) if isinstance(path, str) else None
+    if product is None:
+        raise NotFound("unknown_product", f"no product with path {path!r}", "product")
+    return product
+
+
+def _apply_product_fields(product: Product, body: dict) -> None:
+    """The settable fields of a product, from a create or update body."""
+    if "name" in body:
+        product.name = text(body["name"], "name", 200)
+    if "price" in body:
+        product.price = money(body["price"], "price")
+    if "currency" in body:
+        product.currency = currency(body["currency"])
+    if "inventory" in body:
+        product.inventory = None if body["inventory"] is None else count(body["inventory"], "inventory")
+    if "low_stock_threshold" in body:
+        product.low_stock_threshold = count(body["low_stock_threshold"], "low_stock_threshold")
+    if "stock_alert" in body:
+        product.stock_alert = _bool(body["stock_alert"], "stock_alert")
+    keys = body.get("keys")
+    if keys is not None:
+        if not isinstance(keys, dict):
+            raise Invalid("invalid_field", "keys must be an object: {\"enabled\": true, \"available\": 10, "
+                                           "\"low_key_threshold\": 5}", "keys")
+        if "enabled" in keys:
+            product.has_keys = _bool(keys["enabled"], "keys.enabled")
+        if "available" in keys:
+            product.keys_available = count(keys["available"], "keys.available")
+        if "low_key_threshold" in keys:
+            product.low_key_threshold = count(keys["low_key_threshold"], "keys.low_key_threshold")
+
+
+def create_product(body: dict) -> Product:
+    path = body.get("path")
+    if not isinstance(path, str) or not path or len(path) > 64 or not set(path) <= PATH_CHARS:
+        raise Invalid("invalid_field", "path is required: 1 to 64 letters and digits, fixed once saved", "path")
+    for field in ("name", "price", "currency"):
+        if field not in body:
+            raise Invalid("missing_field", f"{field} is required", field)
+    if db.session.scalar(select(Product.id).where(Product.path == path)) is not None:
+        raise Conflict("product_exists", f"a product with path {path!r} exists already", "path")
+    product = Product(path=path, inventory=None, low_stock_threshold=0, stock_alert=True, has_keys=False,
+                      keys_available=0, low_key_threshold=0, stock_alarm_armed=True, key_alarm_armed=True)
+    _apply_product_fields(product, body)
+    # A new product starts with its alarms armed only above the thresholds: creating a product
+    # with little stock is not a fall in stock.
+    product.stock_alarm_armed = product.inventory is None or product.inventory > product.low_stock_threshold
+    product.key_alarm_armed = product.keys_available > product.low_key_threshold
+    db.session.add(product)
+    db.session.flush()
+    return product
+
+
+def update_product(path: str, body: dict) -> Product:
+    """Change a product's settings (not its path); levels set here re-arm or fire the alarms."""
+    if "path" in body and body["path"] != path:
+        raise Invalid("invalid_field", "a product's path cannot change", "path")
+    product = get_product(path)
+    _apply_product_fields(product, body)
+    db.session.flush()
+    _check_alarms(product.id)
+    return _reload(product)
+
+
+def add_keys(path: str, n) -> Product:
+    """Add `n` license keys; out-of-stock orders of the product are completed with them, oldest first."""
+    n = count(n, "count", 1, 10**6)
+    product = get_product(path)
+    if not product.has_keys:
+        raise Conflict("no_key_warehouse", f"product {path!r} has no license-key warehouse; enable keys first",
+                       "count")
+    db.session.execute(update(Product).where(Product.id == product.id)
+                       .values(keys_available=Product.keys_available + n, updated_at=utcnow())
+                       .execution_options(synchronize_session=False))
+    _check_alarms(product.id)  # above the threshold again: re-armed
+    waiting = db.session.scalars(select(Order).where(Order.product_id == product.id,
+                                                     Order.status == OrderStatus.OUT_OF_STOCK)
+                                 .order_by(Order.out_of_stock_at, Order.id)).all()
+    for order in waiting:
+        if not _take_keys(product.id, order.quantity):
+            break
+        if _move(order.order_no, (OrderStatus.OUT_OF_STOCK,), OrderStatus.COMPLETED, "completed_at") is not None:
+            _emit_order("order_finish_hook", order.order_no)
+    _check_alarms(product.id)
+    return _reload(product)
+
+
+def _take_keys(product_id: int, n: int) -> bool:
+    taken = db.session.execute(update(Product).where(Product.id == product_id, Product.keys_available >= n)
+                               .values(keys_available=Product.keys_available - n, updated_at=utcnow())
+                               .returning(Product.id).execution_options(synchronize_session=False)).first()
+    return taken is not None
+
+
+def _check_alarms(product_id: int) -> None:
+    """Fire each alarm whose level is at or below its threshold and that is armed (disarming it,
+    atomically: one crossing, one alarm); re-arm each alarm whose level is above its threshold."""
+    fired = db.session.execute(
+        update(Product).where(Product.id == product_id, Product.stock_alert.is_(True), Product.inventory.is_not(None),
+                              Product.stock_alarm_armed.is_(True), Product.inventory <= Product.low_stock_threshold)
+        .values(stock_alarm_armed=False)
+        .returning(Product.path, Product.name, Product.inventory, Product.low_stock_threshold)
+        .execution_options(synchronize_session=False)).first()
+    if fired:
+        dispatch.record_event("stock_alarm_hook", {"product": {"path": fired.path, "name": fired.name},
+                                                   "inventory": fired.inventory,
+                                                   "threshold": fired.low_stock_threshold}, source="ledger")
+    db.session.execute(update(Product).where(Product.id == product_id, Product.stock_alarm_armed.is_(False),
+                                             Product.inventory.is_(None) | (Product.inventory > Product.low_stock_threshold))
+                       .values(stock_alarm_armed=True).execution_options(synchronize_session=False))
+    fired = db.session.execute(
+        update(Product).where(Product.id == product_id, Product.has_keys.is_(True), Product.key_alarm_armed.is_(True),
+                              Product.keys_available <= Product.low_key_threshold)
+        .values(key_alarm_armed=False)
+        .returning(Product.path, Product.name, Product.keys_available, Product.low_key_threshold)
+        .execution_options(synchronize_session=False)).first()
+    if fired:
+        dispatch.record_event("key_stock_alarm_hook", {"product": {"path": fired.path, "name": fired.name},
+                                                       "available_keys": fired.keys_available,
+                                                       "threshold": fired.low_key_threshold}, source="ledger")
+    db.session.execute(update(Product).where(Product.id == product_id, Product.key_alarm_armed.is_(False),
+                                             Product.keys_available > Product.low_key_threshold)
+                       .values(key_alarm_armed=True).execution_options(synchronize_session=False))
+
+
+def _reload(instance):
+    db.session.refresh(instance)
+    return instance
+
+
+# -- orders -----------------------------------------------------------------------------------
+def order_dict(order: Order) -> dict:
+    """An order as the API returns it and as its events carry it."""
+    data = {
+        "order_no": order.order_no, "status": order.status, "product": order.product.brief(),
+        "quantity": order.quantity, "amount": f"{order.amount:.2f}", "currency": order.currency,
+        "buyer_email": order.buyer_email, "created_at": _iso(order.created_at),
+    }
+    for field in ("paid_at", "cancelled_at", "refunded_at", "out_of_stock_at", "completed_at"):
+        if getattr(order, field) is not None:
+            data[field] = _iso(getattr(order, field))
+    return data
+
+
+def get_order(order_no) -> Order:
+    order = db.session.scalar(select(Order).where(Order.order_no == order_no)
+                              .execution_options(populate_existing=True)) if isinstance(order_no, str) else None
+    if order is None:
+        raise NotFound("unknown_order", f"no order {order_no!r}", "order_no")
+    return order
+
+
+def new_order_no() -> str:
+    return "MN" + utcnow().strftime("%Y%m%d%H%M%S") + f"{secrets.randbelow(10**6):06d}"
+
+
+def create_order(body: dict) -> Order:
+    if "product" not in body:
+        raise Invalid("missing_field", "product is required: the product's path", "product")
+    product = get_product(body["product"])
+    quantity = count(body.get("quantity", 1), "quantity", 1, MAX_QUANTITY)
+    order_no = body.get("order_no")
+    if order_no is None:
+        order_no = new_order_no()
+    elif not isinstance(order_no, str) or not order_no.strip() or len(order_no) > 64:
+        raise Invalid("invalid_field", "order_no must be a text of 1 to 64 characters", "order_no")
+    if db.session.scalar(select(Order.id).where(Order.order_no == order_no)) is not None:
+        raise Conflict("order_exists", f"order {order_no!r} exists already", "order_no")
+    amount = money(body["amount"], "amount") if "amount" in body else (product.price * quantity).quantize(Decimal("0.01"))
+    buyer = body.get("buyer_email") or ""
+    if buyer:
+        try:
+            buyer = validate_email(str(buyer), check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise Invalid("invalid_field", f"buyer_email is not a valid address: {exc}", "buyer_email") from None
+    order = Order(order_no=order_no, product_id=product.id, quantity=quantity, amount=amount,
+                  currency=currency(body.get("currency", product.currency)), buyer_email=buyer,
+                  status=OrderStatus.CREATED, created_at=utcnow())
+    db.session.add(order)
+    db.session.flush()
+    _emit_order("order_create_hook", order_no)
+    return order
+
+
+def _move(order_no: str, from_: tuple[str, ...], to: str, time_field: str) -> int | None:
+    """Move the order to `to` if it is in one of `from_`; the order's id, or None when it was not."""
+    now = utcnow()
+    moved = db.session.execute(update(Order).where(Order.order_no == order_no, Order.status.in_(from_))
+                               .values(status=to, **{time_field: now}).returning(Order.id)
+                               .execution_options(synchronize_session=False)).first()
+    return None if moved is None else moved.id
+
+
+def _transition(order_no, from_: tuple[str, ...], to: str, time_field: str) -> Order:
+    if not isinstance(order_no, str) or _move(order_no, from_, to, time_field) is None:
+        current = get_order(order_no)  # 404 when there is no such order
+        raise Conflict("invalid_transition", f"order {order_no} is {current.status}: it cannot become {to} "
+                                             f"(only from {' or '.join(from_)})", "status", current_status=current.status)
+    return get_order(order_no)
+
+
+def _emit_order(hook: str, order_no: str) -> None:
+    order = db.session.scalar(select(Order).where(Order.order_no == order_no)
+                              .execution_options(populate_existing=True))
+    dispatch.record_event(hook, {"order": order_dict(order)}, source="ledger")
+
+
+def pay(order_no) -> Order:
+    """created → paid. A fixed inventory gives up the quantity (refused when short: nothing
+    changes); a key warehouse gives keys and completes the order, or leaves it out of stock."""
+    order = _transition(order_no, (OrderStatus.CREATED,), OrderStatus.PAID, "paid_at")
+    product_id, quantity = order.product_id, order.quantity
+    if order.product.inventory is not None:
+        taken = db.session.execute(update(Product).where(Product.id == product_id, Product.inventory >= quantity)
+                                   .values(inventory=Product.inventory - quantity, updated_at=utcnow())
+                                   .returning(Product.inventory).execution_options(synchronize_session=False)).first()
+        if taken is None:
+            left = db.session.scalar(select(Product.inventory).where(Product.id == product_id)
+                                     .execution_options(populate_existing=True))
+            raise Conflict("insufficient_inventory", f"only {left} left of {order.product.path}; "
+                                                     f"the order wants {quantity}", "quantity", inventory=left)
+    _emit_order("order_pay_hook", order.order_no)
+    if order.product.has_keys:
+        if _take_keys(product_id, quantity):
+            _move(order.order_no, (OrderStatus.PAID,), OrderStatus.COMPLETED, "completed_at")
+            _emit_order("order_finish_hook", order.order_no)
+        else:
+            _move(order.order_no, (OrderStatus.PAID,), OrderStatus.OUT_OF_STOCK, "out_of_stock_at")
+            _emit_order("order_out_of_stock_hook", order.order_no)
+    _check_alarms(product_id)
+    return _reload(order)
+
+
+def cancel(order_no) -> Order:
+    order = _transition(order_no, (OrderStatus.CREATED,), OrderStatus.CANCELLED, "cancelled_at")
+    _emit_order("order_cancel_hook", order.order_no)
+    return order
+
+
+def refund(order_no) -> Order:
+    """paid or out of stock → refunded. Inventory and keys are not given back (docs/api.md)."""
+    order = _transition(order_no, (OrderStatus.PAID, OrderStatus.OUT_OF_STOCK), OrderStatus.REFUNDED, "refunded_at")
+    _emit_order("order_refund_hook", order.order_no)
+    return order
+
+
+def complete(order_no) -> Order:
+    """paid → completed (delivered by the merchant), or out of stock → completed (delivered by
+    other means; takes no key)."""
+    order = _transition(order_no, (OrderStatus.PAID, OrderStatus.OUT_OF_STOCK), OrderStatus.COMPLETED,
+                        "completed_at")
+    _emit_order("order_finish_hook", order.order_no)
+    return order
+
+
+TRANSITIONS = {"pay": pay, "cancel": cancel, "refund": refund, "complete": complete}
