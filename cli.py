@@ -22,6 +22,7 @@ def register_cli(app):
     app.cli.add_command(emit)
     app.cli.add_command(worker)
     app.cli.add_command(scheduler)
+    app.cli.add_command(demo)
 
 
 @click.command("create-admin")
@@ -198,3 +199,36 @@ def scheduler(once: bool):
             time.sleep(0.1)
         if stop["now"]:
             break
+
+
+demo = AppGroup("demo", help="A demo shop that makes every hook fire.")
+
+
+@demo.command("seed")
+def demo_seed():
+    """Create a few products and an order in each state (their events are sent)."""
+    from shop import demo as demo_shop
+
+    result = demo_shop.seed()
+    click.echo(f"{result['products']} products and {result['orders']} orders created")
+
+
+@demo.command("traffic")
+@click.option("--rate", default=2.0, show_default=True, help="API calls a second.")
+@click.option("--duration", default=60.0, show_default=True, help="Seconds to play.")
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, help="Where the admin listens.")
+@click.option("--token", envvar="MN_API_TOKEN", help="An API token; without one, a token named demo-traffic is made.")
+def demo_traffic(rate: float, duration: float, url: str, token: str | None):
+    """Play customers against the shop API over HTTP: orders, payments, cancellations, refunds,
+    keys running out and restocked."""
+    from models import ApiToken
+    from shop import demo as demo_shop
+
+    if not token:
+        row, token = ApiToken.issue("demo-traffic")
+        db.session.add(row)
+        db.session.commit()
+        click.echo(f"made API token {row.hint}… (demo-traffic); revoke it under Settings › API tokens", err=True)
+    counts = demo_shop.Traffic(url.rstrip("/"), token).run(rate, duration)
+    for what, n in sorted(counts.items()):
+        click.echo(f"{n:6d}  {what}")

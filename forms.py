@@ -205,6 +205,12 @@ class EmailForm(ChannelForm):
 FORMS = {form.transport.kind: form for form in (EmailForm, DingTalkForm, WeComForm, WebhookForm)}
 
 
+class ReportTimeForm(FlaskForm):
+    time = StringField(_l("Send the daily report at"), validators=[
+        DataRequired(), Regexp(r"^([01]\d|2[0-3]):[0-5]\d$", message=_l("Use HH:MM, from 00:00 to 23:59."))],
+        render_kw={"type": "time", "required": True})
+
+
 class TestForm(FlaskForm):
     hook = SelectField(_l("Event to send"), choices=hook_choices(), default="order_pay_hook")
 

@@ -6,13 +6,14 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from extensions import db
-from forms import FORMS, ActionForm, TestForm
+from forms import FORMS, ActionForm, ReportTimeForm, TestForm
 from models import Channel
 from notify import channels as channel_service
 from notify import hooks, signing
 from notify.transports import METHODS, REGISTRY
 from notify.transports.email import server_description
 from notify.transports.webhook import WebhookTransport
+from shop import report
 
 bp = Blueprint("notifications", __name__, url_prefix="/settings/notifications")
 
@@ -69,7 +70,21 @@ def index():
     mail_last = max(mail_attempts, key=lambda a: a.started_at, default=None)
     return render_template("notifications/index.html", methods=methods, last=last, groups=hooks.grouped(),
                            action_form=ActionForm(), mail_server=server_description(current_app.config),
-                           mail_last=mail_last)
+                           mail_last=mail_last, report_form=ReportTimeForm(time=report.report_time()),
+                           report_last=report.last_run(), timezone=current_app.config["MERCHANT_TIMEZONE"])
+
+
+@bp.route("/report-time", methods=["POST"])
+def report_time():
+    form = ReportTimeForm()
+    if form.validate_on_submit():
+        report.set_report_time(form.time.data)
+        db.session.commit()
+        flash(_("The daily report will be sent at %(time)s (%(tz)s).", time=form.time.data,
+                tz=current_app.config["MERCHANT_TIMEZONE"]), "success")
+    else:
+        flash(" ".join(str(error) for error in form.time.errors), "danger")
+    return redirect(url_for("notifications.index") + "#daily-report")
 
 
 def _save(form, channel: Channel) -> bool:

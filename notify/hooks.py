@@ -55,7 +55,7 @@ HOOKS: tuple[Hook, ...] = (
     Hook("order_refund_hook", ORDER, _l("Order Refunded"), "order",
          _order("refunded", paid_at="2026-11-27T10:31:12.000Z", refunded_at="2026-11-27T12:02:40.000Z")),
     Hook("order_out_of_stock_hook", ORDER, _l("Order Out of Stock"), "order",
-         _order("out_of_stock", paid_at="2026-11-27T10:31:12.000Z")),
+         _order("out_of_stock", paid_at="2026-11-27T10:31:12.000Z", out_of_stock_at="2026-11-27T10:31:12.000Z")),
     Hook("order_finish_hook", ORDER, _l("Order Completed"), "order",
          _order("completed", paid_at="2026-11-27T10:31:12.000Z", completed_at="2026-11-27T10:31:13.000Z")),
     Hook("stock_alarm_hook", INVENTORY, _l("Low Stock Alert"), "product",

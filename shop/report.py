@@ -14,6 +14,7 @@ back, marked `"late": true`.
 """
 from __future__ import annotations
 
+import logging
 import re
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -21,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from extensions import db
 from models import Order, OrderStatus, ReportRun, Setting, User
@@ -29,10 +30,16 @@ from models.base import utcnow
 from notify import dispatch
 from notify.jobs import in_app_context
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIME = "09:00"
 # A report sent more than this after its time is marked late.
 LATE_AFTER = timedelta(minutes=10)
 TIME_FORMAT = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def last_run() -> ReportRun | None:
+    return db.session.scalar(select(ReportRun).order_by(ReportRun.report_date.desc()).limit(1))
 
 
 def report_time() -> str:
@@ -118,6 +125,11 @@ def run_due(now: datetime | None = None) -> ReportRun | None:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()  # another scheduler's job sent it a moment ago; its event stands alone
+        return None
+    except OperationalError as exc:
+        # SQLite refuses a write after a read when another writer committed in between.
+        db.session.rollback()
+        log.warning("daily report not sent (%s); the next minute's run tries again", exc.orig)
         return None
     return run
 

@@ -213,3 +213,15 @@ def test_each_kind_has_its_test_button(login, app, make_channel):
     # A channel's page is only reachable under its own kind.
     assert login.get(f"/settings/notifications/wecom/{ids[0]}").status_code == 404
     assert login.get("/settings/notifications/sms/new").status_code == 404
+
+
+def test_daily_report_time_is_set_on_the_page(login, app):
+    page = login.get("/settings/notifications/").text
+    assert 'id="daily-report"' in page and 'value="09:00"' in page and "No report sent yet." in page
+    response = login.post("/settings/notifications/report-time", data={"time": "25:00"}, follow_redirects=True)
+    assert "Use HH:MM, from 00:00 to 23:59." in response.text
+    response = login.post("/settings/notifications/report-time", data={"time": "20:30"}, follow_redirects=True)
+    assert "The daily report will be sent at 20:30 (UTC)." in response.text and 'value="20:30"' in response.text
+    from shop import report
+    with app.app_context():
+        assert report.report_time() == "20:30"
