@@ -125,3 +125,29 @@ def test_a_worker_killed_mid_delivery_loses_nothing(app, make_webhook, flask_pro
     assert seen() == [delivery_id, delivery_id]  # sent again, with the same delivery id
     with app.app_context():
         assert [a.response_status for a in db.session.scalars(db.select(Attempt))] == [200]
+
+
+def test_two_schedulers_and_two_workers_send_one_daily_report(app, receiver_demo, make_webhook, flask_process):
+    """The report's time passed three hours ago (the admin exists since the day before yesterday):
+    two schedulers, two workers, one report delivered, marked late, one report run recorded."""
+    from datetime import timedelta
+
+    from models import ReportRun, User
+    from models.base import utcnow
+    from shop import report
+
+    demo = receiver_demo(secret=SECRET)
+    make_webhook(demo.url, secret=SECRET, hooks_=["order_count_amount_hook"])
+    with app.app_context():
+        db.session.add(User(username="merchant", password_hash="x", created_at=utcnow() - timedelta(days=2)))
+        report.set_report_time((utcnow() - timedelta(hours=3)).strftime("%H:%M"))  # MERCHANT_TIMEZONE is UTC
+        db.session.commit()
+    for _ in range(2):
+        flask_process("worker")
+        flask_process("scheduler")
+    wait_for(lambda: len(demo.events()) >= 1, timeout=30)
+    time.sleep(2)  # time for a duplicate to show up, if there were one
+    (entry,) = demo.events()
+    assert entry["event"] == "order_count_amount_hook" and entry["body"]["data"]["late"] is True
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(ReportRun)) == 1
