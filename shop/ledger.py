@@ -15,6 +15,7 @@ on SQLite (one writer at a time). Nothing reads a value and writes it back.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
@@ -219,35 +220,41 @@ def _take_keys(product_id: int, n: int) -> bool:
     return taken is not None
 
 
+@dataclass(frozen=True)
+class _Alarm:
+    hook: str
+    level: object  # the column watched
+    threshold: object
+    armed: object
+    enabled: object  # the condition under which the alarm exists at all
+    data_key: str  # the level's name in the event
+
+
+_ALARMS = (
+    _Alarm("stock_alarm_hook", Product.inventory, Product.low_stock_threshold, Product.stock_alarm_armed,
+           Product.stock_alert.is_(True) & Product.inventory.is_not(None), "inventory"),
+    _Alarm("key_stock_alarm_hook", Product.keys_available, Product.low_key_threshold, Product.key_alarm_armed,
+           Product.has_keys.is_(True), "available_keys"),
+)
+
+
 def _check_alarms(product_id: int) -> None:
     """Fire each alarm whose level is at or below its threshold and that is armed (disarming it,
     atomically: one crossing, one alarm); re-arm each alarm whose level is above its threshold."""
-    fired = db.session.execute(
-        update(Product).where(Product.id == product_id, Product.stock_alert.is_(True), Product.inventory.is_not(None),
-                              Product.stock_alarm_armed.is_(True), Product.inventory <= Product.low_stock_threshold)
-        .values(stock_alarm_armed=False)
-        .returning(Product.path, Product.name, Product.inventory, Product.low_stock_threshold)
-        .execution_options(synchronize_session=False)).first()
-    if fired:
-        dispatch.record_event("stock_alarm_hook", {"product": {"path": fired.path, "name": fired.name},
-                                                   "inventory": fired.inventory,
-                                                   "threshold": fired.low_stock_threshold}, source="ledger")
-    db.session.execute(update(Product).where(Product.id == product_id, Product.stock_alarm_armed.is_(False),
-                                             Product.inventory.is_(None) | (Product.inventory > Product.low_stock_threshold))
-                       .values(stock_alarm_armed=True).execution_options(synchronize_session=False))
-    fired = db.session.execute(
-        update(Product).where(Product.id == product_id, Product.has_keys.is_(True), Product.key_alarm_armed.is_(True),
-                              Product.keys_available <= Product.low_key_threshold)
-        .values(key_alarm_armed=False)
-        .returning(Product.path, Product.name, Product.keys_available, Product.low_key_threshold)
-        .execution_options(synchronize_session=False)).first()
-    if fired:
-        dispatch.record_event("key_stock_alarm_hook", {"product": {"path": fired.path, "name": fired.name},
-                                                       "available_keys": fired.keys_available,
-                                                       "threshold": fired.low_key_threshold}, source="ledger")
-    db.session.execute(update(Product).where(Product.id == product_id, Product.key_alarm_armed.is_(False),
-                                             Product.keys_available > Product.low_key_threshold)
-                       .values(key_alarm_armed=True).execution_options(synchronize_session=False))
+    for alarm in _ALARMS:
+        fired = db.session.execute(
+            update(Product).where(Product.id == product_id, alarm.enabled, alarm.armed.is_(True),
+                                  alarm.level <= alarm.threshold)
+            .values({alarm.armed: False})
+            .returning(Product.path, Product.name, alarm.level, alarm.threshold)
+            .execution_options(synchronize_session=False)).first()
+        if fired:
+            path, name, level, threshold = fired
+            dispatch.record_event(alarm.hook, {"product": {"path": path, "name": name}, alarm.data_key: level,
+                                               "threshold": threshold}, source="ledger")
+        db.session.execute(update(Product).where(Product.id == product_id, alarm.armed.is_(False),
+                                                 alarm.level.is_(None) | (alarm.level > alarm.threshold))
+                           .values({alarm.armed: True}).execution_options(synchronize_session=False))
 
 
 def _reload(instance):
