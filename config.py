@@ -43,6 +43,13 @@ def _float(env: dict, name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, not {raw!r}") from None
 
 
+def _positive(env: dict, name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be 1 or more, not {value}")
+    return value
+
+
 def parse_retry_schedule(raw: str) -> list[float]:
     """`"10,60,300"` -> `[10.0, 60.0, 300.0]`: the waits before the 2nd, 3rd, ... attempt."""
     try:
@@ -137,6 +144,8 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "DELIVERY_RETRY_SCHEDULE": parse_retry_schedule(env.get("DELIVERY_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE),
         "DELIVERY_RESPONSE_MAX_BYTES": _int(env, "DELIVERY_RESPONSE_MAX_BYTES", 64 * 1024),
         "SWEEP_INTERVAL": _int(env, "SWEEP_INTERVAL", 30),
+        # Events, deliveries and attempts older than this are deleted (hourly).
+        "RETENTION_DAYS": _positive(env, "RETENTION_DAYS", 30),
         # Requests in flight per worker process, in all and to one endpoint.
         "DELIVERY_CONCURRENCY": _int(env, "DELIVERY_CONCURRENCY", 64),
         "DELIVERY_PER_ENDPOINT_CONCURRENCY": _int(env, "DELIVERY_PER_ENDPOINT_CONCURRENCY", 32),

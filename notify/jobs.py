@@ -220,7 +220,7 @@ class Drain:
         if not due or not (self.done or self.cancelled or self.deferred):
             return
         now = utcnow()
-        attempts, updates, retries, attention = [], [], [], {}
+        attempts, updates, retries, attention, gone = [], [], [], {}, set()
         schedule = self.config["DELIVERY_RETRY_SCHEDULE"]
         for item, outcome in self.done:
             request = item.request
@@ -238,7 +238,10 @@ class Drain:
                     attention[item.channel_id] = (False, None)
             elif outcome.kind == PERMANENT:
                 row.update(status=DeliveryStatus.FAILED)
-                attention[item.channel_id] = (True, outcome.error)
+                if outcome.gone:
+                    gone.add(item.channel_id)
+                if outcome.needs_attention:
+                    attention[item.channel_id] = (True, outcome.error)
             elif item.number >= item.max_attempts:
                 row.update(status=DeliveryStatus.DEAD)
             else:
@@ -270,6 +273,8 @@ class Drain:
             db.session.execute(update(Channel).where(Channel.id == channel_id)
                                .values(needs_attention=flag, attention_reason=reason))
             self.attention[channel_id] = flag
+        if gone:
+            db.session.execute(update(Channel).where(Channel.id.in_(gone)).values(enabled=False))
         db.session.commit()
         self.sent += len(self.done)
         self.done, self.cancelled, self.deferred = [], [], []

@@ -28,7 +28,8 @@ class Task:
 def tasks(config) -> list[Task]:
     return [Task("sweep", "notify.jobs.sweep", max(1, int(config["SWEEP_INTERVAL"]))),
             # Checks every minute whether the daily report is due (shop/report.py).
-            Task("daily_report", "shop.report.daily_report_job", 60)]
+            Task("daily_report", "shop.report.daily_report_job", 60),
+            Task("prune", "notify.retention.prune_job", 3600)]
 
 
 def run_due(config, now: float | None = None) -> list[str]:

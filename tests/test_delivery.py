@@ -207,12 +207,27 @@ def test_permanent_failure_marks_the_channel_and_a_success_clears_it(app, login,
     with app.app_context():
         channel = db.session.get(Channel, channel_id)
         assert channel.needs_attention and "410 Gone" in channel.attention_reason
+        assert channel.enabled is False  # the endpoint is gone: no new deliveries to it
     assert "needs attention" in login.get("/settings/notifications/").text
+    assert emit(app)[1] == []
+    assert login.post(f"/settings/notifications/channels/{channel_id}/toggle").status_code == 302  # enable again
     answers[0] = 200
     emit(app)
     worker()
     with app.app_context():
         assert db.session.get(Channel, channel_id).needs_attention is False
+
+
+def test_a_receiver_stops_the_retries_of_one_delivery_with_422(app, make_webhook, worker, local_receiver):
+    receiver = local_receiver(lambda path, headers: (422, {}, b"not for us", 0))
+    channel_id = make_webhook(receiver.url + "/hook")
+    _, (delivery_id,) = emit(app)
+    worker()
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.FAILED and len(attempts) == 1 and "not retried" in attempts[0]["error"]
+    with app.app_context():
+        channel = db.session.get(Channel, channel_id)
+        assert channel.enabled and not channel.needs_attention  # the endpoint itself is fine
 
 
 def test_deliveries_to_a_channel_disabled_meanwhile_are_cancelled(app, make_webhook, worker):

@@ -74,6 +74,11 @@ class Outcome:
     duration_ms: int = 0
     # Seconds the service asked us to wait before trying again (Retry-After, rate-limit codes).
     retry_after: float | None = None
+    # For a permanent failure: whether the channel needs the merchant's attention (False when the
+    # receiver refused this one delivery on purpose), and whether the endpoint is gone for good
+    # (the channel is disabled).
+    needs_attention: bool = True
+    gone: bool = False
 
     @property
     def ok(self) -> bool:

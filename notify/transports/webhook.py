@@ -13,6 +13,8 @@ AUTH_SIGNATURE = "signature"
 AUTH_PASSWORD = "password"
 AUTH_MODES = (AUTH_SIGNATURE, AUTH_PASSWORD)
 MAX_URL_LENGTH = 2048
+# A receiver answers this to stop the retries of one delivery (docs/webhooks.md).
+STOP_STATUS = 422
 
 
 def encode_body(envelope: dict) -> bytes:
@@ -76,8 +78,14 @@ class WebhookTransport(Transport):
             outcome.kind = SUCCESS
         elif result.status == 410:
             # Gone: the receiver says this endpoint no longer exists. Retrying cannot help.
-            outcome.kind = PERMANENT
-            outcome.error = str(_l("The receiver answered 410 Gone: the endpoint no longer exists."))
+            outcome.kind, outcome.gone = PERMANENT, True
+            outcome.error = str(_l("The receiver answered 410 Gone: the endpoint no longer exists. "
+                                   "The WebHook was disabled."))
+        elif result.status == STOP_STATUS:
+            # The receiver refuses this delivery on purpose: no retries, the endpoint is fine.
+            outcome.kind, outcome.needs_attention = PERMANENT, False
+            outcome.error = str(_l("The receiver answered %(status)d: it refuses this delivery, which is not "
+                                   "retried.", status=STOP_STATUS))
         elif 300 <= result.status < 400:
             location = result.headers.get("Location", "")
             outcome.error = str(_l("The receiver answered with a redirect (HTTP %(status)d to %(location)s). "
