@@ -211,6 +211,12 @@ class ReportTimeForm(FlaskForm):
         render_kw={"type": "time", "required": True})
 
 
+class RotateForm(FlaskForm):
+    window = SelectField(_l("Keep the old secret signing for"), default="24", choices=[
+        SelectChoice("0", _l("no time: switch at once (the old secret leaked)")), SelectChoice("1", _l("1 hour")),
+        SelectChoice("24", _l("24 hours")), SelectChoice("72", _l("3 days"))])
+
+
 class TestForm(FlaskForm):
     hook = SelectField(_l("Event to send"), choices=hook_choices(), default="order_pay_hook")
 

@@ -1,15 +1,18 @@
 """Settings › Configuration › Notifications: the four methods, WebHook endpoints, and Test."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
 from extensions import db
-from forms import FORMS, ActionForm, ReportTimeForm, TestForm
+from forms import FORMS, ActionForm, ReportTimeForm, RotateForm, TestForm
 from models import Channel
 from notify import channels as channel_service
-from notify import hooks, signing
+from models.base import utcnow
+from notify import hooks, recovery, signing
 from notify.transports import METHODS, REGISTRY
 from notify.transports.email import server_description
 from notify.transports.webhook import WebhookTransport
@@ -101,7 +104,7 @@ def _save(form, channel: Channel) -> bool:
 def _render_form(form, kind: str, channel: Channel | None):
     extra = {}
     if channel is not None:
-        extra = {"test_form": TestForm(), "action_form": ActionForm(),
+        extra = {"test_form": TestForm(), "action_form": ActionForm(), "rotate_form": RotateForm(),
                  "last": channel_service.last_attempts([channel.id]).get(channel.id)}
     return render_template("notifications/channel_form.html", form=form, kind=kind, channel=channel,
                            label=REGISTRY[kind].label, path=PATHS[kind], groups=hooks.grouped(),
@@ -151,12 +154,19 @@ def reveal_secret(channel_id: int):
 
 @bp.route("/webhooks/<int:channel_id>/regenerate", methods=["POST"])
 def regenerate_secret(channel_id: int):
+    """A new secret; with a window, the old one keeps signing until it ends (docs/webhooks.md)."""
     channel = _channel_or_404(channel_id, WebhookTransport.kind)
-    if ActionForm().validate_on_submit():
-        channel.secret = signing.generate_secret()
+    form = RotateForm()
+    if form.validate_on_submit():
+        hours = int(form.window.data)
+        channel_service.rotate_secret(channel, timedelta(hours=hours))
         db.session.commit()
-        flash(_("A new secret was generated. Update your receiver with it: requests are now signed with the "
-                "new secret."), "warning")
+        if hours:
+            flash(_("A new secret was generated. For %(hours)d hours the old one keeps signing X-Apsdai-Token and "
+                    "both sign X-Apsdai-Signature-256: update your receiver before then.", hours=hours), "warning")
+        else:
+            flash(_("A new secret was generated. Update your receiver with it: requests are now signed with the "
+                    "new secret."), "warning")
     return redirect(channel_url(channel))
 
 
@@ -165,10 +175,43 @@ def toggle(channel_id: int):
     channel = db.session.get(Channel, channel_id) or abort(404)
     if ActionForm().validate_on_submit():
         channel.enabled = not channel.enabled
+        if not channel.enabled:
+            flash(_("Disabled: no new deliveries until you enable it again."), "info")
+            db.session.commit()
+            return redirect(url_for("notifications.index"))
+        # Enabled again: offer what it missed meanwhile.
+        since = channel.failing_since or channel.updated_at
+        channel.failing_since = None
         db.session.commit()
-        flash(_("Enabled.") if channel.enabled else _("Disabled: no new deliveries until you enable it again."),
-              "info")
+        flash(_("Enabled. Deliveries that failed or were missed while it was off can be sent now."), "info")
+        return redirect(url_for("notifications.recover", channel_id=channel.id, since=_local_input(since)))
     return redirect(url_for("notifications.index"))
+
+
+def _local_input(moment: datetime) -> str:
+    """A UTC time as the value of an `<input type="datetime-local">` (the page labels it UTC)."""
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+@bp.route("/channels/<int:channel_id>/recover", methods=["GET", "POST"])
+def recover(channel_id: int):
+    """Preview, then send again, a channel's failed, dead and cancelled deliveries since a moment,
+    and the events it missed meanwhile."""
+    channel = _channel_or_404(channel_id)
+    raw = request.values.get("since") or _local_input(utcnow() - timedelta(days=1))
+    try:
+        since = datetime.strptime(raw, "%Y-%m-%dT%H:%M")
+    except ValueError:
+        flash(_("Give the time as YYYY-MM-DDTHH:MM."), "danger")
+        return redirect(url_for("notifications.recover", channel_id=channel.id))
+    if request.method == "POST" and ActionForm().validate_on_submit():
+        queued = recovery.recover(channel, since)
+        flash(_("%(n)d deliveries queued.", n=queued), "success")
+        return redirect(url_for("deliveries.index", channel=channel.id))
+    counts = recovery.preview(channel, since)
+    return render_template("notifications/recover.html", channel=channel, since=raw, counts=counts,
+                           total=sum(counts["resend"].values()) + sum(counts["missed"].values()),
+                           hook_labels={h.name: h.label for h in hooks.HOOKS}, action_form=ActionForm())
 
 
 @bp.route("/channels/<int:channel_id>/delete", methods=["POST"])

@@ -24,12 +24,22 @@ class Channel(db.Model):
     config: Mapped[dict] = mapped_column(JSON, default=dict)
     # Kept readable (not hashed): signing needs the secret itself. Masked everywhere it is shown.
     secret: Mapped[str | None] = mapped_column(Text)
+    # During a secret rotation: the old secret, which keeps signing until the window ends.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
     hooks: Mapped[list] = mapped_column(JSON, default=list)
     # Set by a permanent failure (bad credentials, removed robot, 410); cleared by a success.
     needs_attention: Mapped[bool] = mapped_column(default=False)
     attention_reason: Mapped[str | None] = mapped_column(Text)
+    # When the current run of failures began (None after a success): a channel failing for
+    # CHANNEL_DISABLE_AFTER_HOURS is disabled automatically.
+    failing_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def rotating(self, now: datetime | None = None) -> bool:
+        """Whether the previous secret still signs (a rotation window is open)."""
+        return bool(self.previous_secret and self.previous_secret_until and self.previous_secret_until > (now or utcnow()))
 
     @property
     def target(self) -> str:

@@ -1,12 +1,14 @@
 """Channel management shared by the admin, the settings import and the CLI."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import update
 
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import dispatch, hooks
+from notify import dispatch, hooks, signing
 from notify.transports import transport_for
 
 
@@ -35,6 +37,15 @@ def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[st
     channel.enabled = enabled
     channel.description = description
     return channel
+
+
+def rotate_secret(channel: Channel, window: timedelta) -> None:
+    """Give the channel a new secret; during `window` the old one keeps signing too. Not committed."""
+    if window > timedelta(0) and channel.secret:
+        channel.previous_secret, channel.previous_secret_until = channel.secret, utcnow() + window
+    else:
+        channel.previous_secret, channel.previous_secret_until = None, None
+    channel.secret = signing.generate_secret()
 
 
 def delete(channel: Channel) -> None:

@@ -102,13 +102,27 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     # the rest of an events API call, and nobody needs these rows as objects.
     db.session.execute(insert(Event).values(id=event_id, hook=hook_name, data=data, source=source, is_test=is_test,
                                             created_at=now))
-    rows = [dict(id=new_id("dlv"), event_id=event_id, hook=hook_name, channel_id=channel.id, channel_kind=channel.kind,
-                 target=channel.target, max_attempts=max_attempts, attempt_count=0, status=DeliveryStatus.PENDING,
-                 created_at=now, updated_at=now, next_attempt_at=now) for channel in targets]
-    if rows:
-        db.session.execute(insert(Delivery), rows)
-    db.session.info.setdefault(_PENDING_KEY, []).extend((row["channel_id"], row["id"]) for row in rows)
-    return RecordedEvent(event_id, hook_name, tuple(row["id"] for row in rows))
+    rows = [dict(event_id=event_id, hook=hook_name, channel=channel) for channel in targets]
+    return RecordedEvent(event_id, hook_name, add_deliveries(rows, max_attempts))
+
+
+def add_deliveries(rows: list[dict], max_attempts: int) -> tuple[str, ...]:
+    """Insert one pending delivery per `{"event_id", "hook", "channel"}` in the current transaction;
+    they are handed to the workers when it commits. Returns their ids."""
+    now = utcnow()
+    values = [dict(id=new_id("dlv"), event_id=row["event_id"], hook=row["hook"], channel_id=row["channel"].id,
+                   channel_kind=row["channel"].kind, target=row["channel"].target, max_attempts=max_attempts,
+                   attempt_count=0, status=DeliveryStatus.PENDING, created_at=now, updated_at=now, next_attempt_at=now)
+              for row in rows]
+    if values:
+        db.session.execute(insert(Delivery), values)
+    hand_over([(value["channel_id"], value["id"]) for value in values])
+    return tuple(value["id"] for value in values)
+
+
+def hand_over(items: list[tuple[int, str]]) -> None:
+    """Queue `(channel id, delivery id)` for the workers once the current transaction commits."""
+    db.session.info.setdefault(_PENDING_KEY, []).extend(items)
 
 
 def emit(hook_name: str, data: dict, **kwargs) -> RecordedEvent:
@@ -155,5 +169,5 @@ def redeliver(delivery_id: str) -> None:
     delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
     delivery.next_attempt_at = now
     delivery.updated_at = now
-    db.session.info.setdefault(_PENDING_KEY, []).append((delivery.channel_id, delivery.id))
+    hand_over([(delivery.channel_id, delivery.id)])
     db.session.commit()

@@ -26,6 +26,13 @@ def sign(secret: str, timestamp_ms: int | str) -> str:
     return quote_plus(sign_base64(secret, timestamp_ms))
 
 
+def body_signature(secret: str, timestamp_ms: int, body: bytes) -> str:
+    """One entry of X-Apsdai-Signature-256: `sha256=` + hex HMAC-SHA256 of `timestamp_ms + "." + body`
+    under `secret`. Unlike the seed's token it covers the body (docs/webhooks.md)."""
+    digest = hmac.new(secret.encode("utf-8"), f"{timestamp_ms}.".encode("ascii") + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

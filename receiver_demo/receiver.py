@@ -19,6 +19,7 @@ NO_SECRET_REASON = "receiver has no secret configured: set RECEIVER_SECRET"
 DEFAULTS = {
     "RECEIVER_MODE": "signature",
     "RECEIVER_SECRET": "",
+    "RECEIVER_PREVIOUS_SECRET": "",
     "RECEIVER_TOLERANCE": 300,
     "RECEIVER_LOG": "received_events.jsonl",
     "RECEIVER_HOST": "127.0.0.1",
@@ -87,6 +88,7 @@ def create_app(config: dict | None = None) -> Flask:
         if not cfg["RECEIVER_SECRET"]:
             return reject(401, NO_SECRET_REASON)
         result = verify_headers(request.headers, mode=cfg["RECEIVER_MODE"], secret=cfg["RECEIVER_SECRET"],
+                                previous_secret=cfg["RECEIVER_PREVIOUS_SECRET"], body=request.get_data(),
                                 tolerance_s=cfg["RECEIVER_TOLERANCE"])
         if not result.ok:
             return reject(401, result.reason)

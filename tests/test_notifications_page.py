@@ -96,10 +96,22 @@ def test_blank_secret_on_edit_keeps_the_saved_one(login, app):
 
 def test_regenerate_replaces_the_secret_with_a_strong_one(login, app):
     channel_id = _create(login, app)
-    assert login.post(f"/settings/notifications/webhooks/{channel_id}/regenerate").status_code == 302
+    assert login.post(f"/settings/notifications/webhooks/{channel_id}/regenerate", data={"window": "0"}).status_code == 302
     with app.app_context():
-        secret = db.session.get(Channel, channel_id).secret
-    assert secret != "whsec_typed_secret_1234" and secret.startswith("whsec_") and len(secret) >= 40
+        channel = db.session.get(Channel, channel_id)
+        assert channel.secret != "whsec_typed_secret_1234" and channel.secret.startswith("whsec_")
+        assert len(channel.secret) >= 40 and not channel.rotating()
+
+
+def test_rotation_keeps_the_old_secret_signing_for_the_window(login, app):
+    channel_id = _create(login, app)
+    response = login.post(f"/settings/notifications/webhooks/{channel_id}/regenerate", data={"window": "24"},
+                          follow_redirects=True)
+    assert "For 24 hours the old one keeps signing" in response.text
+    assert "Rotation in progress: the old secret (••••••••1234)" in response.text
+    with app.app_context():
+        channel = db.session.get(Channel, channel_id)
+        assert channel.previous_secret == "whsec_typed_secret_1234" and channel.rotating()
 
 
 def test_toggle_disables_and_enables(login, app):

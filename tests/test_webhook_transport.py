@@ -2,11 +2,14 @@
 against real HTTP servers on loopback."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 from types import SimpleNamespace
 
 import pytest
 
+from models import Channel
 from notify import signing
 from notify.transports import PERMANENT, SUCCESS, TRANSIENT, DeliverySettings
 from notify.transports.webhook import WebhookTransport, url_problem
@@ -25,8 +28,8 @@ def fake_event(hook="order_pay_hook"):
     return event
 
 
-def transport(url="http://127.0.0.1:9/hook", mode="signature", secret="SECtest"):
-    channel = SimpleNamespace(config={"url": url, "auth_mode": mode}, secret=secret)
+def transport(url="http://127.0.0.1:9/hook", mode="signature", secret="SECtest", **channel_fields):
+    channel = Channel(kind="webhook", config={"url": url, "auth_mode": mode}, secret=secret, **channel_fields)
     return WebhookTransport(channel, SETTINGS)
 
 
@@ -40,8 +43,28 @@ def test_signature_mode_headers_are_the_seed_headers_byte_for_byte():
         "X-Apsdai-Timestamp": "1700000000000",
         "X-Apsdai-Event": "order_pay_hook",
         "X-Apsdai-Delivery": "dlv_abc",
+        # Added by this product: the body's signature (the seed's token does not cover the body).
+        "X-Apsdai-Signature-256": "sha256=" + hmac.new(b"SECtest", b"1700000000000." + request.body,
+                                                       hashlib.sha256).hexdigest(),
     }
     assert request.masked_headers == dict(request.headers, **{"X-Apsdai-Token": "••••••••g%3D"})
+
+
+def test_during_a_rotation_the_token_keeps_the_old_secret_and_the_body_is_signed_by_both():
+    from datetime import timedelta
+
+    from models.base import utcnow
+
+    rotating = transport(secret="whsec_new", previous_secret="SECtest",
+                         previous_secret_until=utcnow() + timedelta(hours=1))
+    request = rotating.prepare(fake_event(), SimpleNamespace(id="d"), 1700000000000)
+    assert request.headers["X-Apsdai-Token"] == "aZLLrriXgn05YbwaGR7knYsLeJADjr9NwLaNNKpxh4g%3D"  # the old secret's
+    assert request.headers["X-Apsdai-Signature-256"] == ", ".join(
+        signing.body_signature(s, 1700000000000, request.body) for s in ("whsec_new", "SECtest"))
+    ended = transport(secret="whsec_new", previous_secret="SECtest", previous_secret_until=utcnow() - timedelta(seconds=1))
+    request = ended.prepare(fake_event(), SimpleNamespace(id="d"), 1700000000000)
+    assert request.headers["X-Apsdai-Token"] == signing.sign("whsec_new", 1700000000000)
+    assert request.headers["X-Apsdai-Signature-256"] == signing.body_signature("whsec_new", 1700000000000, request.body)
 
 
 def test_password_mode_sends_the_password_as_is_and_masks_it():

@@ -55,10 +55,16 @@ class WebhookTransport(Transport):
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
         config = self.channel.config or {}
         secret = self.channel.secret or ""
+        rotating = self.channel.rotating()
+        # During a rotation the seed's token keeps the old secret (receivers that know only it
+        # keep working); the body signature carries both, the new one first.
+        token_secret = self.channel.previous_secret if rotating else secret
         if config.get("auth_mode") == AUTH_PASSWORD:
-            token = secret
+            token = token_secret
         else:
-            token = signing.sign(secret, timestamp_ms)
+            token = signing.sign(token_secret, timestamp_ms)
+        body = encode_body(event.envelope())
+        signers = [secret, self.channel.previous_secret] if rotating else [secret]
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "apsdai-hook",
@@ -66,9 +72,10 @@ class WebhookTransport(Transport):
             "X-Apsdai-Timestamp": str(timestamp_ms),
             "X-Apsdai-Event": event.hook,
             "X-Apsdai-Delivery": delivery.id,
+            "X-Apsdai-Signature-256": ", ".join(signing.body_signature(s, timestamp_ms, body) for s in signers),
         }
         masked = dict(headers, **{"X-Apsdai-Token": signing.mask(token)})
-        return OutgoingRequest("POST", config.get("url", ""), headers, encode_body(event.envelope()), masked)
+        return OutgoingRequest("POST", config.get("url", ""), headers, body, masked)
 
     def send(self, request: OutgoingRequest) -> Outcome:
         result, outcome = self.post(request)

@@ -268,3 +268,16 @@ def test_config_from_environment_and_overrides(monkeypatch, log_path):
 def test_unknown_mode_fails_at_startup(log_path):
     with pytest.raises(ValueError, match="RECEIVER_MODE"):
         receiver.create_app({"RECEIVER_MODE": "hmac", "RECEIVER_LOG": str(log_path)})
+
+
+def test_a_body_altered_on_the_way_is_rejected(client, log_path):
+    from verify import body_signature
+
+    ts = now_ms()
+    body = json.dumps(ENVELOPE).encode()
+    headers = {"X-Apsdai-Token": compute_signature(SECRET, ts), "X-Apsdai-Timestamp": str(ts),
+               "X-Apsdai-Event": "order_pay_hook", "X-Apsdai-Delivery": "dlv_body",
+               "X-Apsdai-Signature-256": body_signature(SECRET, ts, body), "Content-Type": "application/json"}
+    tampered = client.post("/webhook", data=body.replace(b"12.50", b"0.01"), headers=headers)
+    assert tampered.status_code == 401 and "body signature does not match" in tampered.get_json()["reason"]
+    assert client.post("/webhook", data=body, headers=headers).get_json() == {"ok": True, "duplicate": False}

@@ -132,3 +132,39 @@ def test_reasons_never_reveal_secret_or_expected_token():
         assert result.ok is False and result.reason
         for leak in (secret, expected, quote_plus(secret), signature_base64(secret, NOW)):
             assert leak not in result.reason
+
+
+# -- X-Apsdai-Signature-256: the body signature ------------------------------------------------
+BODY = '{"event":"order_pay_hook","data":{"order":{"order_no":"A1","amount":"128.00"}}}'.encode()
+
+
+def test_body_signature_vector():
+    # hex(HMAC-SHA256("SECtest", "1700000000000." + body)), computed independently of body_signature.
+    import hashlib
+    import hmac
+
+    from verify import body_signature
+    expected = hmac.new(b"SECtest", b"1700000000000." + BODY, hashlib.sha256).hexdigest()
+    assert body_signature("SECtest", 1700000000000, BODY) == "sha256=" + expected
+
+
+def test_a_signed_body_is_accepted_and_an_altered_one_refused():
+    from verify import body_signature
+    headers = dict(signed(), **{"X-Apsdai-Signature-256": body_signature(SECRET, NOW, BODY)})
+    assert check(headers, body=BODY).ok
+    result = check(headers, body=BODY.replace(b"128.00", b"1.00"))
+    assert not result.ok and result.reason.startswith("body signature does not match")
+    # Without the header (the seed's senders), the token alone decides.
+    assert check(signed(), body=BODY).ok
+
+
+def test_during_a_rotation_either_secret_is_accepted():
+    from verify import body_signature
+    old, new = "whsec_old_secret_value", "whsec_new_secret_value"
+    # The sender signs the token with the old secret and the body with both, newest first.
+    headers = dict(signed(secret=old), **{
+        "X-Apsdai-Signature-256": f"{body_signature(new, NOW, BODY)}, {body_signature(old, NOW, BODY)}"})
+    assert check(headers, secret=new, previous_secret=old, body=BODY).ok
+    assert check(headers, secret=old, body=BODY).ok  # a receiver not yet switched
+    assert not check(headers, secret=new, body=BODY).ok  # the token is still the old secret's
+    assert not check(headers, secret="whsec_someone_else", previous_secret="x", body=BODY).ok
