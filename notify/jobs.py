@@ -19,6 +19,7 @@ from functools import wraps
 
 import redis
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import and_, insert, or_, update
 from sqlalchemy.orm import joinedload
 
@@ -26,6 +27,7 @@ from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
 from notify import metrics, queue, ratelimit, signing
+from notify.messages import merchant_locale
 from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, DeliverySettings, OutgoingRequest, Outcome,
                                transport_for)
 
@@ -136,6 +138,7 @@ class Drain:
         # Over a service's rate limit: (delivery id, channel id, attempts so far, seconds to wait).
         self.deferred: list[tuple[str, int, int, float]] = []
         self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
+        self.failing: dict[int, bool] = {}  # channel id → whether a run of failures is under way
         self.last_flush = time.monotonic()
         self.sent = 0
 
@@ -185,6 +188,7 @@ class Drain:
             if transport is None:
                 transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
                 self.attention[channel.id] = channel.needs_attention
+                self.failing[channel.id] = channel.failing_since is not None
             if transport.rate_limit:
                 wait_for = ratelimit.reserve(ratelimit.robot_key(transport.rate_key()),
                                              f"{delivery.id}:{delivery.attempt_count + 1}", *transport.rate_limit)
@@ -275,6 +279,7 @@ class Drain:
             self.attention[channel_id] = flag
         if gone:
             db.session.execute(update(Channel).where(Channel.id.in_(gone)).values(enabled=False))
+        disabled = self._track_failing_channels(now)
         db.session.commit()
         self.sent += len(self.done)
         self.done, self.cancelled, self.deferred = [], [], []
@@ -284,6 +289,36 @@ class Drain:
                 queue.schedule(retries)
             except redis.RedisError as exc:
                 log.warning("could not schedule %d retries (%s); the sweeper will", len(retries), exc)
+        for channel_id in disabled:
+            queue.get_queue().enqueue("notify.jobs.tell_disabled", channel_id, result_ttl=0,
+                                      failure_ttl=queue.FAILURE_TTL)
+
+    def _track_failing_channels(self, now: datetime) -> list[int]:
+        """Note when each channel's run of failures began, end it at a success, and disable the
+        channels failing for CHANNEL_DISABLE_AFTER_HOURS. Returns the channels it disabled.
+        A refusal of one delivery on purpose (needs_attention False) is an answer: not a failure."""
+        last: dict[int, bool] = {}
+        for item, outcome in self.done:
+            last[item.channel_id] = outcome.ok or not outcome.needs_attention
+        recovered = [c for c, ok in last.items() if ok and self.failing.get(c)]
+        failing = [c for c, ok in last.items() if not ok]
+        if recovered:
+            db.session.execute(update(Channel).where(Channel.id.in_(recovered)).values(failing_since=None))
+        started = [c for c in failing if not self.failing.get(c)]
+        if started:
+            db.session.execute(update(Channel).where(Channel.id.in_(started), Channel.failing_since.is_(None))
+                               .values(failing_since=now))
+        for channel_id, ok in last.items():
+            self.failing[channel_id] = not ok
+        if not failing:
+            return []
+        limit = timedelta(hours=self.config["CHANNEL_DISABLE_AFTER_HOURS"])
+        with merchant_locale():
+            reason = _("Disabled automatically: every delivery failed for %(hours)s hours. Fix the receiver, enable "
+                       "it again, and recover what it missed.", hours=f"{self.config['CHANNEL_DISABLE_AFTER_HOURS']:g}")
+        return list(db.session.scalars(
+            update(Channel).where(Channel.id.in_(failing), Channel.enabled.is_(True), Channel.failing_since <= now - limit)
+            .values(enabled=False, needs_attention=True, attention_reason=reason).returning(Channel.id)))
 
     def give_back(self) -> None:
         """Return held, unclaimed deliveries to Redis (the job's budget ran out)."""
@@ -336,6 +371,26 @@ def drain() -> str:
     if upcoming is not None:
         queue.wake(at=upcoming)
     return f"sent {work.sent}"
+
+
+@in_app_context
+def tell_disabled(channel_id: int) -> str:
+    """Email the merchant that a channel was disabled, through every enabled email channel but
+    that one (the notifications page says it too)."""
+    from notify.channels import last_attempts
+    from notify.transports.email import send_notice
+
+    channel = db.session.get(Channel, channel_id)
+    if channel is None:
+        return "channel deleted"
+    recipients = sorted({address for other in db.session.scalars(
+        db.select(Channel).where(Channel.kind == "email", Channel.enabled.is_(True), Channel.id != channel_id))
+        for address in other.config.get("recipients") or []})
+    if not recipients:
+        return "no email channel to tell"
+    last = last_attempts([channel_id]).get(channel_id)
+    send_notice(recipients, "channel_disabled.txt", channel=channel, last_error=last.error if last else None)
+    return f"told {len(recipients)} recipients"
 
 
 @in_app_context

@@ -363,3 +363,37 @@ def test_email_authentication_failure_is_permanent(app, worker, make_channel):
     assert failed.status == DeliveryStatus.FAILED and "refused the login" in failed.last_error
     assert "535" in failed.last_error and "wrong" not in failed.last_error
     assert channel(app, channel_id).needs_attention
+
+
+def test_a_channel_failing_for_the_configured_time_is_disabled_and_the_merchant_emailed(
+        app, worker, smtp_server, make_channel, make_webhook, local_receiver, login):
+    app.config["CHANNEL_DISABLE_AFTER_HOURS"] = 0.5 / 3600  # half a second
+    app.config["DELIVERY_RETRY_SCHEDULE"] = [0.3] * 8
+    receiver = local_receiver(lambda path, headers: (500, {}, b"down", 0))
+    failing = make_webhook(receiver.url + "/hook", hooks_=["order_pay_hook"])
+    make_channel("email", {"recipients": ["owner@example.com"]}, hooks_=["stock_alarm_hook"])
+    ids = emit(app)
+    worker(until=lambda: not channel(app, failing).enabled)
+    worker(until=lambda: len(smtp_server.messages) == 1)  # the notice job
+    disabled = channel(app, failing)
+    assert disabled.needs_attention and "Disabled automatically" in disabled.attention_reason
+    (notice, envelope), = smtp_server.parsed()
+    assert notice["Subject"] == f"[Shop] Notifications to {receiver.url}/hook were disabled"
+    assert envelope.rcpt_tos == ["owner@example.com"] and "HTTP 500" in notice.get_content()
+    assert "Disabled automatically" in login.get("/settings/notifications/").text
+    # The delivery in flight when the channel was disabled is cancelled, not retried forever.
+    worker(until=settled(app, ids))
+    assert delivery(app, ids[0]).status in (DeliveryStatus.CANCELLED, DeliveryStatus.DEAD)
+
+
+def test_a_success_ends_the_run_of_failures(app, worker, make_webhook, local_receiver):
+    app.config["DELIVERY_RETRY_SCHEDULE"] = [1.5, 1.5]  # far enough for the first drain to stop in between
+    answers = [500, 200]
+    receiver = local_receiver(lambda path, headers: (answers.pop(0) if len(answers) > 1 else answers[0], {}, b"", 0))
+    channel_id = make_webhook(receiver.url + "/hook", hooks_=["order_pay_hook"])
+    ids = emit(app)
+    worker()  # the first attempt fails
+    assert channel(app, channel_id).failing_since is not None
+    worker(until=settled(app, ids))
+    assert delivery(app, ids[0]).status == DeliveryStatus.DELIVERED
+    assert channel(app, channel_id).failing_since is None and channel(app, channel_id).enabled

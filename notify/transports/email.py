@@ -13,7 +13,7 @@ import ssl
 import time
 
 from email_validator import EmailNotValidError, validate_email
-from flask import current_app
+from flask import current_app, render_template
 from flask_babel import lazy_gettext as _l
 from flask_mail import Connection, Message
 
@@ -192,3 +192,22 @@ def _connection_problem(exc: BaseException, server: str, timeout: float) -> str:
         return str(_l("The mail server %(server)s closed the connection", server=server))
     return str(_l("Could not talk to the mail server %(server)s: %(error)s", server=server,
                   error=f"{type(exc).__name__}: {exc}"))
+
+
+def send_notice(recipients: list[str], template: str, **context) -> None:
+    """Email the merchant about the product itself (not an event): `templates/messages/<template>`,
+    whose first line is the subject, in the merchant's language. Raises when the server refuses."""
+    config = current_app.config
+    with messages.merchant_locale():
+        text = render_template(f"messages/{template}", shop=config["MERCHANT_NAME"], **context).strip()
+    subject, _, body = text.partition("\n")
+    message = Message(subject=subject.strip(), recipients=recipients, body=body.strip() + "\n",
+                      sender=config["MAIL_DEFAULT_SENDER"])
+    mail = current_app.extensions["mail"]
+    if mail.suppress:
+        return
+    host = _TimedConnection(mail, config["MAIL_TIMEOUT"]).configure_host()
+    try:
+        host.sendmail(message.sender, recipients, message.as_bytes())
+    finally:
+        _close(host)
