@@ -148,6 +148,8 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "CHANNEL_DISABLE_AFTER_HOURS": _float(env, "CHANNEL_DISABLE_AFTER_HOURS", 24.0),
         # Events, deliveries and attempts older than this are deleted (hourly).
         "RETENTION_DAYS": _positive(env, "RETENTION_DAYS", 30),
+        # Deliveries to loopback and private addresses (LAN systems, local development).
+        "ALLOW_PRIVATE_TARGETS": _bool(env.get("ALLOW_PRIVATE_TARGETS"), False),
         # Requests in flight per worker process, in all and to one endpoint.
         "DELIVERY_CONCURRENCY": _int(env, "DELIVERY_CONCURRENCY", 64),
         "DELIVERY_PER_ENDPOINT_CONCURRENCY": _int(env, "DELIVERY_PER_ENDPOINT_CONCURRENCY", 32),

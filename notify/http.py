@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import urllib3
 from flask_babel import gettext as _
+
+from notify import guard
 from urllib3.exceptions import (ConnectTimeoutError, HTTPError, LocationParseError, NameResolutionError,
                                 NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
 
@@ -25,14 +27,27 @@ _local = threading.local()
 EXCERPT_BYTES = 2048
 
 
-def pool() -> urllib3.PoolManager:
-    """One pool manager per thread: connections to each receiver are kept alive between deliveries."""
-    manager = getattr(_local, "pool", None)
-    if manager is None:
-        # Environment proxies are ignored on purpose: a proxy must not silently reroute webhooks.
-        manager = urllib3.PoolManager(num_pools=64, maxsize=2, retries=False)
-        _local.pool = manager
-    return manager
+MAX_POOLS = 64
+
+
+def _pool(scheme: str, address: str, port: int, hostname: str) -> urllib3.HTTPConnectionPool:
+    """A keep-alive pool per (thread, checked address, host name). The connection goes to the
+    address the guard checked; TLS still verifies the certificate against the host name (SNI)."""
+    pools = getattr(_local, "pools", None)
+    if pools is None:
+        pools = _local.pools = {}
+    key = (scheme, address, port, hostname)
+    found = pools.get(key)
+    if found is None:
+        if len(pools) >= MAX_POOLS:  # forget the oldest
+            pools.pop(next(iter(pools))).close()
+        if scheme == "https":
+            found = urllib3.HTTPSConnectionPool(address, port, maxsize=2, retries=False, server_hostname=hostname,
+                                                assert_hostname=hostname)
+        else:
+            found = urllib3.HTTPConnectionPool(address, port, maxsize=2, retries=False)
+        pools[key] = found
+    return found
 
 
 @dataclass
@@ -43,6 +58,7 @@ class HttpResult:
     duration_ms: int = 0
     error: str | None = None  # set when no HTTP response came back
     retry_after: float | None = None
+    refused: bool = False  # the outbound guard refused the target: nothing was sent
 
 
 def _root(exc: BaseException) -> BaseException:
@@ -98,21 +114,37 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_timeout: float,
-         max_bytes: int) -> HttpResult:
-    """POST once. Never raises for network trouble: the failure is described in `HttpResult.error`."""
+         max_bytes: int, allow_private: bool = False) -> HttpResult:
+    """POST once, to the address the outbound guard checked (notify.guard). No redirects, a capped
+    response read, and the whole exchange bounded by connect + read timeout. Never raises for
+    network trouble: the failure is described in `HttpResult.error`."""
     started = time.perf_counter()
+    deadline = time.monotonic() + connect_timeout + read_timeout
     try:
-        response = pool().urlopen("POST", url, body=body, headers=headers, redirect=False, retries=False,
-                                  timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-                                  preload_content=False)
+        parts = urlsplit(url)
+        scheme, hostname = parts.scheme.lower(), parts.hostname or ""
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        return HttpResult(error=_("The URL is not valid: %(error)s", error=exc))
+    target = guard.resolve(hostname, port, allow_private)
+    if target.address is None:
+        return HttpResult(error=target.problem, refused=target.refused,
+                          duration_ms=int((time.perf_counter() - started) * 1000))
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = parts.netloc.rpartition("@")[2]
+    try:
+        response = _pool(scheme, target.address, port, hostname).urlopen(
+            "POST", path, body=body, headers={**headers, "Host": host_header}, redirect=False, retries=False,
+            assert_same_host=False, timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            preload_content=False)
         try:
-            raw = response.read(max_bytes)
-            # A receiver that sends more than we read loses its connection instead of sending the
-            # rest into a pooled connection.
-            if response.read(1):
-                response.close()
+            raw = _read_capped(response, max_bytes, deadline)
         finally:
             response.release_conn()
+        if raw is None:
+            return HttpResult(error=_("%(host)s did not finish answering within %(seconds)s s", host=host_header,
+                                      seconds=f"{connect_timeout + read_timeout:g}"),
+                              duration_ms=int((time.perf_counter() - started) * 1000))
         return HttpResult(
             status=response.status,
             headers=dict(response.headers),
@@ -123,3 +155,22 @@ def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_t
     except (HTTPError, OSError) as exc:
         return HttpResult(error=_describe(exc, url, connect_timeout, read_timeout),
                           duration_ms=int((time.perf_counter() - started) * 1000))
+
+
+def _read_capped(response, max_bytes: int, deadline: float) -> bytes | None:
+    """At most `max_bytes` of the body, before `deadline`; None when the receiver is too slow (its
+    connection is closed). A receiver that sends more than we read loses its connection instead of
+    sending the rest into a pooled connection."""
+    chunks, size = [], 0
+    while size < max_bytes:
+        if time.monotonic() > deadline:
+            response.close()
+            return None
+        chunk = response.read1(min(16384, max_bytes - size))  # what has arrived, not a full 16 KiB
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+    if response.read(1):
+        response.close()
+    return b"".join(chunks)

@@ -27,6 +27,8 @@ def main() -> int:
     instance = Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance")
     instance.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, INSTANCE_PATH=str(instance), PYTHONUNBUFFERED="1")
+    # The receiver demo listens on loopback: let deliveries go there (notify/guard.py).
+    env.setdefault("ALLOW_PRIVATE_TARGETS", "1")
     host = env.get("MN_HOST", "127.0.0.1")
     port = env.get("MN_PORT", "5000")
     demo_port = env.get("RECEIVER_PORT", "5001")

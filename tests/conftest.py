@@ -72,6 +72,8 @@ def app_env(tmp_path, redis_url, database_url, queue_name, monkeypatch):
         "DELIVERY_CONNECT_TIMEOUT": "2",
         "DELIVERY_READ_TIMEOUT": "2",
         "LOG_LEVEL": "WARNING",
+        # The receivers and fake services of the tests listen on loopback.
+        "ALLOW_PRIVATE_TARGETS": "1",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

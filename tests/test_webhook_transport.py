@@ -14,7 +14,7 @@ from notify import signing
 from notify.transports import PERMANENT, SUCCESS, TRANSIENT, DeliverySettings
 from notify.transports.webhook import WebhookTransport, url_problem
 
-SETTINGS = DeliverySettings(connect_timeout=1, read_timeout=0.5, response_max_bytes=64 * 1024)
+SETTINGS = DeliverySettings(connect_timeout=1, read_timeout=0.5, response_max_bytes=64 * 1024, allow_private=True)
 
 
 def fake_event(hook="order_pay_hook"):
@@ -101,10 +101,17 @@ def test_bad_urls_are_explained(url, fragment):
     assert fragment in url_problem(url)
 
 
-@pytest.mark.parametrize("url", ["https://example.com/hooks/apsdai", "http://127.0.0.1:5001/webhook",
-                                 "https://[::1]:8443/x?y=1"])
+@pytest.mark.parametrize("url", ["https://example.com/hooks/apsdai", "http://8.8.8.8:5001/webhook",
+                                 "https://[2001:4860::8888]:8443/x?y=1"])
 def test_good_urls_pass(url):
     assert url_problem(url) is None
+
+
+def test_loopback_urls_pass_when_private_targets_are_allowed(app):
+    with app.app_context():  # the tests' app allows them (ALLOW_PRIVATE_TARGETS=1)
+        assert url_problem("http://127.0.0.1:5001/webhook") is None and url_problem("https://[::1]:8443/x") is None
+        app.config["ALLOW_PRIVATE_TARGETS"] = False
+        assert "loopback or private" in url_problem("http://127.0.0.1:5001/webhook")
 
 
 def test_validate_requires_a_secret_in_both_modes():

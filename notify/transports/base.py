@@ -24,12 +24,14 @@ class DeliverySettings:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     response_max_bytes: int = 64 * 1024
+    allow_private: bool = False  # ALLOW_PRIVATE_TARGETS (notify.guard)
 
     @classmethod
     def from_config(cls, config) -> "DeliverySettings":
         return cls(connect_timeout=config["DELIVERY_CONNECT_TIMEOUT"],
                    read_timeout=config["DELIVERY_READ_TIMEOUT"],
-                   response_max_bytes=config["DELIVERY_RESPONSE_MAX_BYTES"])
+                   response_max_bytes=config["DELIVERY_RESPONSE_MAX_BYTES"],
+                   allow_private=config["ALLOW_PRIVATE_TARGETS"])
 
 
 @dataclass
@@ -109,8 +111,10 @@ class Transport:
         transient until the kind's own rule says otherwise."""
         s = self.settings
         result = http.post(request.url, request.headers, request.body, connect_timeout=s.connect_timeout,
-                           read_timeout=s.read_timeout, max_bytes=s.response_max_bytes)
-        return result, Outcome(kind=TRANSIENT, status=result.status, response_headers=result.headers or None,
+                           read_timeout=s.read_timeout, max_bytes=s.response_max_bytes, allow_private=s.allow_private)
+        # A target the outbound guard refuses will not become acceptable by retrying.
+        return result, Outcome(kind=PERMANENT if result.refused else TRANSIENT, status=result.status,
+                               response_headers=result.headers or None,
                                response_body=result.body if result.status is not None else None,
                                duration_ms=result.duration_ms, error=result.error)
 

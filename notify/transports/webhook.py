@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
+from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 
-from notify import signing
+from notify import guard, signing
 from notify.transports.base import PERMANENT, SUCCESS, OutgoingRequest, Outcome, Transport
 
 AUTH_SIGNATURE = "signature"
@@ -44,8 +45,8 @@ def url_problem(url: str) -> str | None:
         return str(_l("The URL has no host name."))
     if parts.username or parts.password:
         return str(_l("Put credentials in the secret, not in the URL."))
-    del port
-    return None
+    allow_private = current_app.config["ALLOW_PRIVATE_TARGETS"] if has_app_context() else False
+    return guard.check_on_save(parts.hostname, port or (443 if parts.scheme.lower() == "https" else 80), allow_private)
 
 
 class WebhookTransport(Transport):
