@@ -29,7 +29,8 @@ class Resolved:
 def never_allowed(ip: Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
-    return ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved
+    # ::1 lies in IPv6's reserved ::/8, but it is loopback: allowed with private targets.
+    return not ip.is_loopback and (ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved)
 
 
 def is_public(ip: Address) -> bool:

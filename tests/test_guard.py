@@ -16,7 +16,7 @@ ALL_HOOKS = list(hooks.HOOK_NAMES)
     ("172.16.0.5", False, True), ("100.64.0.1", False, True), ("fd00::1", False, True),
     ("169.254.169.254", False, True), ("169.254.169.254", True, True), ("fe80::1", True, True),
     ("224.0.0.1", True, True), ("0.0.0.0", True, True), ("::ffff:169.254.169.254", True, True),
-    ("127.0.0.1", True, False), ("10.1.2.3", True, False), ("8.8.8.8", False, False), ("2001:4860::8888", False, False),
+    ("127.0.0.1", True, False), ("10.1.2.3", True, False), ("::1", True, False), ("8.8.8.8", False, False), ("2001:4860::8888", False, False),
 ])
 def test_which_addresses_are_refused(app, host, allow_private, refused):
     with app.test_request_context():
