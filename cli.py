@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import click
+import redis
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
@@ -168,10 +169,19 @@ def worker(burst: bool, name: str | None, metrics_port: int | None):
             jobs.STOP.set()  # the drain in progress winds down instead of running to its budget
             super().request_stop(signum, frame)
 
-    queue = get_queue()
-    w = DeliveryWorker([queue], connection=get_redis(), serializer=JSONSerializer, name=name)
     logging.getLogger("rq.worker").setLevel(logging.INFO)
-    w.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    while True:
+        w = DeliveryWorker([get_queue()], connection=get_redis(), serializer=JSONSerializer, name=name)
+        try:
+            w.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        except redis.RedisError as exc:
+            click.echo(f"worker: Redis failed ({exc})", err=True)
+        if burst or jobs.STOP.is_set():
+            return
+        # RQ quits when Redis goes away in the middle of a job (a restart, a failover). Nothing is
+        # lost (the sweeper finds what that job held); the worker starts again once Redis answers.
+        click.echo("worker: stopped on an error, not on request; starting again in 2 s", err=True)
+        time.sleep(2)
 
 
 @click.command("scheduler")

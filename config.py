@@ -144,6 +144,8 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "DELIVERY_RETRY_SCHEDULE": parse_retry_schedule(env.get("DELIVERY_RETRY_SCHEDULE") or DEFAULT_RETRY_SCHEDULE),
         "DELIVERY_RESPONSE_MAX_BYTES": _int(env, "DELIVERY_RESPONSE_MAX_BYTES", 64 * 1024),
         "SWEEP_INTERVAL": _int(env, "SWEEP_INTERVAL", 30),
+        # How long past its due time a delivery waits before the sweeper puts it back in Redis.
+        "SWEEP_GRACE_SECONDS": _float(env, "SWEEP_GRACE_SECONDS", 30.0),
         # A channel whose every delivery failed for this long is disabled (and the merchant told).
         "CHANNEL_DISABLE_AFTER_HOURS": _float(env, "CHANNEL_DISABLE_AFTER_HOURS", 24.0),
         # Events, deliveries and attempts older than this are deleted (hourly).

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 # A worker may start a little before next_attempt_at when machines' clocks differ.
 CLOCK_SKEW = timedelta(seconds=5)
-# How long past its due time a delivery may wait before the sweeper looks for it.
+# How long past its due time a delivery may wait before the sweeper looks for it (the default of
+# SWEEP_GRACE_SECONDS).
 SWEEP_GRACE = timedelta(seconds=30)
 SWEEP_BATCH = 5000
 MAX_RETRY_AFTER = 24 * 3600.0
@@ -403,7 +404,7 @@ def sweep() -> int:
         db.select(Delivery.id, Delivery.channel_id)
         .where(or_(
             and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
-                 Delivery.next_attempt_at <= now - SWEEP_GRACE),
+                 Delivery.next_attempt_at <= now - timedelta(seconds=current_app.config["SWEEP_GRACE_SECONDS"])),
             and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
         ))
         .order_by(Delivery.next_attempt_at)
