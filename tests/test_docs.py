@@ -21,3 +21,9 @@ def test_webhook_docs_have_an_example_envelope_per_hook_matching_the_samples():
 def test_webhook_docs_state_the_test_vector_the_code_produces():
     text = (DOCS / "webhooks.md").read_text(encoding="utf-8")
     assert f"X-Apsdai-Token: {signing.sign('SECtest', 1700000000000)}" in text
+
+
+def test_webhook_docs_state_the_body_signature_vector_the_code_produces():
+    text = (DOCS / "webhooks.md").read_text(encoding="utf-8")
+    expected = signing.body_signature("SECtest", 1700000000000, b'{"a":1}')
+    assert f"X-Apsdai-Signature-256: {expected}" in text
