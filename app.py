@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from dotenv import load_dotenv
-from flask import Flask, has_request_context, request, session
+from flask import Flask, current_app, has_request_context, request, session
 
 from extensions import babel, csrf, db, login, mail, migrate
 
@@ -24,6 +24,19 @@ def select_locale() -> str:
     if chosen in languages:
         return chosen
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+# Each language named in itself, for the switch on every page.
+LANGUAGE_NAMES = {"en": "English", "zh_CN": "中文"}
+
+
+def remember_language():
+    """`?lang=zh_CN` on any page switches the interface language and remembers it (a long-lived
+    session cookie), before and after logging in."""
+    chosen = request.args.get("lang")
+    if chosen in current_app.config["LANGUAGES"]:
+        session["lang"] = chosen
+        session.permanent = True
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -46,11 +59,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     login.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)
-    babel.init_app(app, locale_selector=select_locale,
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: app.config["MERCHANT_TIMEZONE"],
                    default_translation_directories=str(ROOT / "translations"))
-    from flask_babel import get_locale
+    from flask_babel import format_datetime, get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    # Times on pages: the merchant's time zone, the page's language conventions.
+    app.jinja_env.filters["when"] = lambda moment, pattern="yyyy-MM-dd HH:mm:ss": (
+        format_datetime(moment, pattern) if moment else "")
+    app.before_request(remember_language)
 
     import models  # noqa: F401  (registers the tables with SQLAlchemy and Alembic)
     from blueprints import register_blueprints

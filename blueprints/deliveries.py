@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy.orm import joinedload
@@ -11,6 +11,7 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from forms import ActionForm
 from models import Channel, Delivery, DeliveryStatus
+from models.base import local_to_utc
 from notify import dispatch, hooks, signing
 from notify.transports import DeliverySettings, transport_for
 
@@ -42,10 +43,12 @@ def index():
         query = query.where(Delivery.channel_id == channel_id)
     if hook in hooks.HOOKS_BY_NAME:
         query = query.where(Delivery.hook == hook)
+    # Days are the merchant's days (MERCHANT_TIMEZONE), compared with UTC timestamps.
+    tz = current_app.config["MERCHANT_TIMEZONE"]
     if since:
-        query = query.where(Delivery.created_at >= since)
+        query = query.where(Delivery.created_at >= local_to_utc(since, tz))
     if until:
-        query = query.where(Delivery.created_at < until + timedelta(days=1))
+        query = query.where(Delivery.created_at < local_to_utc(until + timedelta(days=1), tz))
     if before:
         pivot = db.session.get(Delivery, before)
         if pivot is not None:
@@ -62,7 +65,7 @@ def index():
 
 
 def _day(value: str | None):
-    """A `YYYY-MM-DD` filter as a datetime (UTC midnight); None when empty, False when malformed."""
+    """A `YYYY-MM-DD` filter as a datetime (midnight, merchant's time); None when empty, False when malformed."""
     if not value:
         return None
     try:
@@ -81,7 +84,6 @@ def _curl(delivery: Delivery) -> str | None:
     channel = delivery.channel
     if channel is None:
         return None
-    from flask import current_app
 
     transport = transport_for(channel.kind)(channel, DeliverySettings.from_config(current_app.config))
     return transport.prepare(delivery.event, delivery, signing.now_ms()).curl()

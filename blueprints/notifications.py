@@ -11,7 +11,7 @@ from extensions import db
 from forms import FORMS, ActionForm, ReportTimeForm, RotateForm, TestForm
 from models import Channel
 from notify import channels as channel_service
-from models.base import utcnow
+from models.base import local_to_utc, utc_to_local, utcnow
 from notify import hooks, recovery, signing
 from notify.transports import METHODS, REGISTRY
 from notify.transports.email import server_description
@@ -189,8 +189,8 @@ def toggle(channel_id: int):
 
 
 def _local_input(moment: datetime) -> str:
-    """A UTC time as the value of an `<input type="datetime-local">` (the page labels it UTC)."""
-    return moment.strftime("%Y-%m-%dT%H:%M")
+    """A stored (UTC) time as the value of an `<input type="datetime-local">`, in the merchant's time."""
+    return utc_to_local(moment, current_app.config["MERCHANT_TIMEZONE"]).strftime("%Y-%m-%dT%H:%M")
 
 
 @bp.route("/channels/<int:channel_id>/recover", methods=["GET", "POST"])
@@ -200,7 +200,7 @@ def recover(channel_id: int):
     channel = _channel_or_404(channel_id)
     raw = request.values.get("since") or _local_input(utcnow() - timedelta(days=1))
     try:
-        since = datetime.strptime(raw, "%Y-%m-%dT%H:%M")
+        since = local_to_utc(datetime.strptime(raw, "%Y-%m-%dT%H:%M"), current_app.config["MERCHANT_TIMEZONE"])
     except ValueError:
         flash(_("Give the time as YYYY-MM-DDTHH:MM."), "danger")
         return redirect(url_for("notifications.recover", channel_id=channel.id))
