@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from decimal import Decimal
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -61,13 +62,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     mail.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: app.config["MERCHANT_TIMEZONE"],
                    default_translation_directories=str(ROOT / "translations"))
-    from flask_babel import format_datetime, get_locale
+    from flask_babel import format_currency, format_datetime, get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     # Times on pages: the merchant's time zone, the page's language conventions.
     app.jinja_env.filters["when"] = lambda moment, pattern="yyyy-MM-dd HH:mm:ss": (
         format_datetime(moment, pattern) if moment else "")
+    app.jinja_env.globals["money"] = lambda amount, currency: format_currency(Decimal(str(amount)), currency)
     app.before_request(remember_language)
 
     import models  # noqa: F401  (registers the tables with SQLAlchemy and Alembic)

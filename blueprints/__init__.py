@@ -2,9 +2,10 @@
 
 
 def register_blueprints(app):
-    from blueprints import api, auth, deliveries, metrics, notifications, shop_api, tokens
+    from blueprints import api, auth, dashboard, deliveries, metrics, notifications, shop_api, tokens
 
     app.register_blueprint(auth.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(tokens.bp)

@@ -83,4 +83,4 @@ def logout():
 
 @bp.route("/")
 def home():
-    return redirect(url_for("notifications.index"))
+    return redirect(url_for("dashboard.index"))

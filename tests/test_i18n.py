@@ -1,4 +1,5 @@
 """The catalogues: every text is extracted, and the Chinese catalogue translates all of it."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,31 @@ def test_the_chinese_catalogue_translates_every_message_with_the_same_placeholde
     assert missing == []
     problems = [(message.id, error) for message, errors in catalogue.check() for error in errors]
     assert problems == []
+
+
+ALLOWED_WORDS = {"merchant-notify", "HTTP", "SMTP"}  # names, not words to translate
+
+
+def untranslated_words(source: str) -> list[str]:
+    """Words a person would read in a template that are not inside a Jinja expression (where
+    gettext is called): the text between tags, and the text of attributes people read."""
+    source = re.sub(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", " ", source, flags=re.S)
+    attributes = re.findall(r'\b(?:title|placeholder|aria-label|alt|value|data-confirm|data-pending)="([^"]*)"', source)
+    text = re.sub(r"<[^>]*>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", source, flags=re.S))
+    words = re.findall(r"[A-Za-z\u4e00-\u9fff][\w\-\u4e00-\u9fff]*", text + " " + " ".join(attributes))
+    return [w for w in words if w not in ALLOWED_WORDS]
+
+
+def test_the_text_check_finds_text_outside_gettext():
+    assert untranslated_words('<p title="Hi there">{{ _("Fine") }} Save</p>{# note #}') == ["Save", "Hi", "there"]
+    assert untranslated_words('<button aria-label="{{ _(\'Menu\') }}">{{ _("Save") }}</button>') == []
+
+
+def test_every_template_says_everything_through_gettext():
+    found = {}
+    for path in sorted((ROOT / "templates").rglob("*")):
+        if path.is_file() and path.suffix in (".html", ".md", ".txt"):
+            words = untranslated_words(path.read_text(encoding="utf-8"))
+            if words:
+                found[str(path.relative_to(ROOT))] = words
+    assert found == {}
