@@ -184,4 +184,7 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        # Set by `make run`: the receiver demo, offered on the notifications page as a first WebHook.
+        "RECEIVER_DEMO_URL": env.get("RECEIVER_DEMO_URL") or None,
+        "RECEIVER_DEMO_SECRET": env.get("RECEIVER_DEMO_SECRET") or None,
     }

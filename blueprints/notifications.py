@@ -74,7 +74,8 @@ def index():
     return render_template("notifications/index.html", methods=methods, last=last, groups=hooks.grouped(),
                            action_form=ActionForm(), mail_server=server_description(current_app.config),
                            mail_last=mail_last, report_form=ReportTimeForm(time=report.report_time()),
-                           report_last=report.last_run(), timezone=current_app.config["MERCHANT_TIMEZONE"])
+                           report_last=report.last_run(), timezone=current_app.config["MERCHANT_TIMEZONE"],
+                           demo_url=current_app.config["RECEIVER_DEMO_URL"], no_channels=not channels)
 
 
 @bp.route("/report-time", methods=["POST"])
@@ -109,6 +110,23 @@ def _render_form(form, kind: str, channel: Channel | None):
     return render_template("notifications/channel_form.html", form=form, kind=kind, channel=channel,
                            label=REGISTRY[kind].label, path=PATHS[kind], groups=hooks.grouped(),
                            mail_server=server_description(current_app.config), **extra)
+
+
+@bp.route("/webhooks/demo", methods=["POST"])
+def add_demo_webhook():
+    """One click from a fresh install to a WebHook that works: the receiver demo `make run` started."""
+    config = current_app.config
+    if not config["RECEIVER_DEMO_URL"] or not ActionForm().validate_on_submit():
+        abort(404)
+    channel = Channel(kind=WebhookTransport.kind)
+    channel_service.apply(channel, config={"url": config["RECEIVER_DEMO_URL"], "auth_mode": "signature"},
+                          secret=config["RECEIVER_DEMO_SECRET"], hooks_=list(hooks.HOOK_NAMES), enabled=True,
+                          description=_("Receiver demo (make run)"))
+    db.session.add(channel)
+    db.session.commit()
+    flash(_("The receiver demo is set up as a WebHook. Press Send test: the result shows here, and the demo's "
+            "page lists what it received."), "success")
+    return redirect(channel_url(channel))
 
 
 @bp.route("/<path>/new", methods=["GET", "POST"])

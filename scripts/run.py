@@ -57,6 +57,9 @@ def main() -> int:
         secret_file.chmod(0o600)
     demo_env = dict(env, RECEIVER_SECRET=secret_file.read_text().strip(), RECEIVER_PORT=demo_port,
                     RECEIVER_LOG=str(instance / "received_events.jsonl"), RECEIVER_HOST="127.0.0.1")
+    # The admin offers a one-click WebHook to the demo, so a new merchant can try a delivery at once.
+    env["RECEIVER_DEMO_URL"] = f"http://127.0.0.1:{demo_port}/webhook"
+    env["RECEIVER_DEMO_SECRET"] = demo_env["RECEIVER_SECRET"]
 
     commands = {
         "web": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",

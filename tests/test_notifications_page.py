@@ -237,3 +237,19 @@ def test_daily_report_time_is_set_on_the_page(login, app):
     from shop import report
     with app.app_context():
         assert report.report_time() == "20:30"
+
+
+def test_a_fresh_install_explains_itself_and_adds_the_receiver_demo_in_one_click(login, app, worker, receiver_demo):
+    page = login.get("/settings/notifications/").text
+    assert "Getting started" in page and "Add the receiver demo as a WebHook" not in page  # no demo configured
+    demo = receiver_demo()
+    app.config.update(RECEIVER_DEMO_URL=demo.url, RECEIVER_DEMO_SECRET=demo.secret)  # as `make run` sets them
+    assert "Add the receiver demo as a WebHook" in login.get("/settings/notifications/").text
+    response = login.post("/settings/notifications/webhooks/demo")
+    assert response.status_code == 302
+    channel_id = int(response.location.rsplit("/", 1)[-1])
+    test = login.post(f"/settings/notifications/channels/{channel_id}/test", data={"hook": "order_pay_hook"})
+    worker()
+    assert "HTTP 200" in login.get(test.location + "/result").text
+    assert [e["event"] for e in demo.events()] == ["order_pay_hook"]
+    assert "Getting started" not in login.get("/settings/notifications/").text
