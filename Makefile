@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install clean messages bench
+.PHONY: run test install clean messages bench chromium screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -24,8 +24,15 @@ install: $(STAMP) $(CATALOGUES)
 run: install
 	$(BIN)/python scripts/run.py
 
+# The browser tests drive Debian's Chromium: installed here where it is missing (root and apt-get),
+# else they are skipped with a loud message (CI requires them: MN_REQUIRE_BROWSER=1).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) ; } \
+		|| echo "*** Chromium is missing and cannot be installed here: the browser tests will be SKIPPED ***"
+
 # The whole suite on SQLite; again on PostgreSQL when TEST_POSTGRES_URL is set (CI sets it).
-test: install
+test: install chromium
 	$(BIN)/python -m pytest
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
 		echo "== the suite again on PostgreSQL ($$TEST_POSTGRES_URL) =="; \
@@ -41,6 +48,10 @@ messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
 		--ignore-dirs=".venv instance receiver_demo tests migrations" -o translations/messages.pot .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching
+
+# Screenshots of the main pages in both languages, for the README (docs/screenshots/).
+screenshots: install chromium
+	$(BIN)/python scripts/screenshots.py
 
 # Benchmarks (not tests): about five minutes; writes bench/results.md. Needs wrk for the ingest run.
 bench: install

@@ -1,11 +1,9 @@
-"""Screenshots of the main pages for the README, taken in headless Chromium (Debian's package).
-
-    .venv/bin/pip install playwright          # the Python API only: the browser is Debian's
-    apt-get install chromium
-    .venv/bin/python scripts/screenshots.py   # writes docs/screenshots/*.png
+"""Screenshots of the main pages for the README, in English and Chinese, taken in headless
+Chromium (Debian's package) driven by Playwright: `make screenshots` (writes docs/screenshots/).
 
 Runs the whole product in a temporary folder (embedded Redis, SQLite, the receiver demo, a worker)
-and drives it like a merchant: create the admin, add a WebHook to the demo, press Test.
+and drives it like a merchant: create the admin, add a WebHook to the demo, press Test, let the
+demo shop make some traffic; then photographs each page in each language.
 """
 from __future__ import annotations
 
@@ -42,7 +40,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="mn-shots-"))
     port, demo_port = free_port(), free_port()
-    env = dict(os.environ, INSTANCE_PATH=str(tmp), SECRET_KEY="screenshots", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, INSTANCE_PATH=str(tmp), SECRET_KEY="screenshots", PYTHONUNBUFFERED="1",
+               ALLOW_PRIVATE_TARGETS="1", MERCHANT_TIMEZONE="Asia/Shanghai", MERCHANT_NAME="Demo shop")
     env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
     flask = [sys.executable, "-m", "flask", "--app", "app"]
@@ -64,24 +63,30 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
             page.goto(base + "/")
             page.fill("#username", "merchant")
             page.fill("#password", "correct horse")
             page.fill("#confirm", "correct horse")
             page.click("button.primary")
+            page.screenshot(path=str(OUT / "first-run.png"), full_page=True)
             page.click("text=Add WebHook")
             page.fill("#url", f"http://127.0.0.1:{demo_port}/webhook")
             page.fill("#description", "Receiver demo")
             page.fill("#secret", secret)
             page.click("button.primary")
             page.select_option("#hook", "order_pay_hook")
-            page.screenshot(path=str(OUT / "webhook.png"), full_page=True)
             page.click("text=Send test")
-            page.wait_for_selector("text=Attempt 1", timeout=15000)
-            page.screenshot(path=str(OUT / "test-result.png"), full_page=True)
-            page.goto(base + "/settings/notifications/")
-            page.screenshot(path=str(OUT / "notifications.png"), full_page=True)
+            page.wait_for_selector("#result .badge-delivered", timeout=15000)
+            subprocess.run([*flask, "demo", "seed"], cwd=ROOT, env=env, check=True, capture_output=True)
+            time.sleep(3)  # the worker delivers the demo shop's events
+            pages = {"dashboard": "/dashboard", "notifications": "/settings/notifications/",
+                     "test-result": page.url.split(base)[1], "deliveries": "/deliveries/",
+                     "dingtalk": "/settings/notifications/dingtalk/new"}
+            for language, suffix in (("en", ""), ("zh_CN", "-zh")):
+                for name, path in pages.items():
+                    page.goto(f"{base}{path}{'&' if '?' in path else '?'}lang={language}")
+                    page.screenshot(path=str(OUT / f"{name}{suffix}.png"), full_page=True)
             browser.close()
         print(f"screenshots written to {OUT}")
     finally:
