@@ -31,6 +31,8 @@ class Product:
             **os.environ,
             "INSTANCE_PATH": str(self.tmp / "instance"), "SECRET_KEY": "bench", "DATABASE_URL": database_url,
             "REDIS_URL": redis_url, "RQ_QUEUE": f"bench-{uuid.uuid4().hex[:8]}", "LOG_LEVEL": "WARNING",
+            # The benchmark's receivers listen on loopback (notify/guard.py).
+            "ALLOW_PRIVATE_TARGETS": "1",
             **env_overrides,
         }
         self.workers: list[subprocess.Popen] = []
