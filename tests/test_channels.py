@@ -397,3 +397,12 @@ def test_a_success_ends_the_run_of_failures(app, worker, make_webhook, local_rec
     worker(until=settled(app, ids))
     assert delivery(app, ids[0]).status == DeliveryStatus.DELIVERED
     assert channel(app, channel_id).failing_since is None and channel(app, channel_id).enabled
+
+
+def test_failures_are_explained_in_the_merchant_language(app, worker, dingtalk, make_channel):
+    app.config["MERCHANT_LANGUAGE"] = "zh_CN"
+    url = dingtalk.add_robot(TOKEN, secret=SEC)
+    channel_id = make_channel("dingtalk", {"url": url}, secret="SEC9999999999wrongwrongwrong")
+    ids = [send_test(app, channel_id)]
+    worker(until=settled(app, ids))
+    assert "签名不匹配" in delivery(app, ids[0]).last_error and "310000" in delivery(app, ids[0]).last_error
