@@ -123,9 +123,15 @@ def product_dict(product: Product) -> dict:
     }
 
 
+def _find(column, value):
+    """The row whose `column` is `value`, freshly read (not a stale copy from the session), or None."""
+    if not isinstance(value, str):
+        return None
+    return db.session.scalar(select(column.class_).where(column == value).execution_options(populate_existing=True))
+
+
 def get_product(path) -> Product:
-    product = db.session.scalar(select(Product).where(Product.path == path)
-                                .execution_options(populate_existing=True)) if isinstance(path, str) else None
+    product = _find(Product.path, path)
     if product is None:
         raise NotFound("unknown_product", f"no product with path {path!r}", "product")
     return product
@@ -277,8 +283,7 @@ def order_dict(order: Order) -> dict:
 
 
 def get_order(order_no) -> Order:
-    order = db.session.scalar(select(Order).where(Order.order_no == order_no)
-                              .execution_options(populate_existing=True)) if isinstance(order_no, str) else None
+    order = _find(Order.order_no, order_no)
     if order is None:
         raise NotFound("unknown_order", f"no order {order_no!r}", "order_no")
     return order
@@ -334,9 +339,7 @@ def _transition(order_no, from_: tuple[str, ...], to: str, time_field: str) -> O
 
 
 def _emit_order(hook: str, order_no: str) -> None:
-    order = db.session.scalar(select(Order).where(Order.order_no == order_no)
-                              .execution_options(populate_existing=True))
-    dispatch.record_event(hook, {"order": order_dict(order)}, source="ledger")
+    dispatch.record_event(hook, {"order": order_dict(_find(Order.order_no, order_no))}, source="ledger")
 
 
 def pay(order_no) -> Order:
