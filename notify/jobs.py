@@ -298,8 +298,11 @@ class Drain:
             except redis.RedisError as exc:
                 log.warning("could not schedule %d retries (%s); the sweeper will", len(retries), exc)
         for channel_id in disabled:
-            queue.get_queue().enqueue("notify.jobs.tell_disabled", channel_id, result_ttl=0,
-                                      failure_ttl=queue.FAILURE_TTL)
+            try:
+                queue.get_queue().enqueue("notify.jobs.tell_disabled", channel_id, result_ttl=0,
+                                          failure_ttl=queue.FAILURE_TTL)
+            except redis.RedisError as exc:  # the page says it anyway
+                log.warning("could not queue the email about disabled channel %s (%s)", channel_id, exc)
 
     def _track_failing_channels(self, now: datetime) -> list[int]:
         """Note when each channel's run of failures began, end it at a success, and disable the
