@@ -81,8 +81,9 @@ def main() -> int:
 
   Admin:          http://{shown_host}:{port}/
   Receiver demo:  http://127.0.0.1:{demo_port}/   (received WebHooks are listed there)
-  To try it: add a WebHook with URL http://127.0.0.1:{demo_port}/webhook, mode "signature",
-  and the demo's secret: {demo_env['RECEIVER_SECRET']}
+  To try it: open the admin, create your account, press "Add the receiver demo as a WebHook",
+  then "Send test". (By hand: URL http://127.0.0.1:{demo_port}/webhook, mode "signature",
+  secret {demo_env['RECEIVER_SECRET']})
 """, flush=True)
 
     stopping = threading.Event()
