@@ -15,10 +15,13 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
 
-def error(status: int, code: str, message: str, field: str | None = None):
+def error(status: int, code: str, message: str, field: str | None = None, **extra):
+    """A JSON error: a machine-readable code, a sentence, the field at fault, and any `extra` facts
+    (e.g. an order's current status)."""
     body = {"error": {"code": code, "message": message}}
     if field:
         body["error"]["field"] = field
+    body["error"].update(extra)
     response = jsonify(body)
     response.status_code = status
     if status == 401:
@@ -61,15 +64,21 @@ def json_body() -> object:
         raise ValueError(f"the body is not valid JSON: {exc}") from None
 
 
+def json_object() -> dict:
+    """The body as a JSON object; a `ValueError` saying what is wrong otherwise."""
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
 @bp.route("/events", methods=["POST"])
 @token_required
 def create_event():
     try:
-        body = json_body()
+        body = json_object()
     except ValueError as exc:
         return error(400, "invalid_json", str(exc))
-    if not isinstance(body, dict):
-        return error(400, "invalid_json", "the body must be a JSON object")
     if "event" not in body:
         return error(400, "missing_field", "event is required: the hook name, e.g. order_pay_hook", "event")
     if "data" not in body:

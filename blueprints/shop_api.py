@@ -4,7 +4,6 @@ Documented in docs/api.md. The rules live in `shop.ledger`; this turns HTTP into
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timezone
 from functools import wraps
 
@@ -14,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from werkzeug.exceptions import HTTPException
 
-from blueprints.api import error, http_error, json_body, token_required
+from blueprints.api import error, http_error, json_object, token_required
 from extensions import csrf, db
 from models import IdempotencyKey, Order, OrderStatus, Product
 from shop import ledger
@@ -27,24 +26,12 @@ MAX_LIST = 200
 
 
 def _error(exc: ledger.LedgerError):
-    response = error(exc.status, exc.code, exc.message, exc.field)
-    if exc.extra:
-        body = response.get_json()
-        body["error"].update(exc.extra)
-        response.set_data(json.dumps(body))
-    return response
-
-
-def _object_body() -> dict:
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    return body
+    return error(exc.status, exc.code, exc.message, exc.field, **exc.extra)
 
 
 def _body_or_empty() -> dict:
     """Transition calls need no body; when one is sent it must be a JSON object."""
-    return _object_body() if request.get_data(cache=True) else {}
+    return json_object() if request.get_data(cache=True) else {}
 
 
 def idempotent(view):
@@ -119,7 +106,7 @@ def _read(view):
 @token_required
 @idempotent
 def create_product():
-    return ledger.product_dict(ledger.create_product(_object_body())), 201
+    return ledger.product_dict(ledger.create_product(json_object())), 201
 
 
 @bp.route("/products", methods=["GET"])
@@ -140,14 +127,14 @@ def get_product(path: str):
 @token_required
 @idempotent
 def update_product(path: str):
-    return ledger.product_dict(ledger.update_product(path, _object_body())), 200
+    return ledger.product_dict(ledger.update_product(path, json_object())), 200
 
 
 @bp.route("/products/<path>/inventory", methods=["PUT"])
 @token_required
 @idempotent
 def set_inventory(path: str):
-    body = _object_body()
+    body = json_object()
     if "inventory" not in body:
         raise ledger.Invalid("missing_field", "inventory is required: a whole number, or null for unlimited",
                              "inventory")
@@ -158,7 +145,7 @@ def set_inventory(path: str):
 @token_required
 @idempotent
 def add_keys(path: str):
-    body = _object_body()
+    body = json_object()
     if "count" not in body:
         raise ledger.Invalid("missing_field", "count is required: how many keys to add", "count")
     return ledger.product_dict(ledger.add_keys(path, body["count"])), 200
@@ -169,7 +156,7 @@ def add_keys(path: str):
 @token_required
 @idempotent
 def create_order():
-    return ledger.order_dict(ledger.create_order(_object_body())), 201
+    return ledger.order_dict(ledger.create_order(json_object())), 201
 
 
 @bp.route("/orders/<order_no>", methods=["GET"])
