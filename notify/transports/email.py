@@ -121,11 +121,7 @@ class EmailTransport(Transport):
         if self.mail.suppress:
             return Outcome(kind=SUCCESS, response_body="not sent: MAIL_SUPPRESS_SEND is on")
         try:
-            host = _TimedConnection(self.mail, self.timeout).configure_host()
-            try:
-                refused = host.sendmail(request.headers["From"], recipients, request.payload)
-            finally:
-                _close(host)
+            refused = _sendmail(self.mail, self.timeout, request.headers["From"], recipients, request.payload)
         except smtplib.SMTPRecipientsRefused as exc:
             return Outcome(kind=PERMANENT, status=_first_code(exc.recipients), response_body=_replies(exc.recipients),
                            error=str(_l("The mail server refused every recipient: %(replies)s",
@@ -149,6 +145,16 @@ class EmailTransport(Transport):
         if refused:
             body += "; " + str(_l("refused: %(replies)s", replies=_replies(refused)))
         return Outcome(kind=SUCCESS, status=250, response_body=body, error=None)
+
+
+def _sendmail(mail, timeout: float, sender: str, recipients: list[str], payload: bytes) -> dict:
+    """One SMTP session: connect (with a timeout), log in if configured, send, quit. Returns the
+    refused recipients, as smtplib does; raises what smtplib raises."""
+    host = _TimedConnection(mail, timeout).configure_host()
+    try:
+        return host.sendmail(sender, recipients, payload)
+    finally:
+        _close(host)
 
 
 def _close(host: smtplib.SMTP) -> None:
@@ -206,8 +212,4 @@ def send_notice(recipients: list[str], template: str, **context) -> None:
     mail = current_app.extensions["mail"]
     if mail.suppress:
         return
-    host = _TimedConnection(mail, config["MAIL_TIMEOUT"]).configure_host()
-    try:
-        host.sendmail(message.sender, recipients, message.as_bytes())
-    finally:
-        _close(host)
+    _sendmail(mail, config["MAIL_TIMEOUT"], message.sender, recipients, message.as_bytes())
