@@ -81,6 +81,13 @@ class RecordedEvent:
     delivery_ids: tuple[str, ...]
 
 
+def full_schedule() -> int:
+    """Attempts a delivery gets: the first one plus one per step of DELIVERY_RETRY_SCHEDULE."""
+    from flask import current_app
+
+    return 1 + len(current_app.config["DELIVERY_RETRY_SCHEDULE"])
+
+
 def record_event(hook_name: str, data: dict, *, source: str = "api",
                  channels: Iterable[Channel | Target] | None = None,
                  is_test: bool = False, max_attempts: int | None = None) -> RecordedEvent:
@@ -90,11 +97,9 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     `channels` overrides the subscribers (the Test button targets one channel). `max_attempts`
     defaults to one attempt plus one per step of the retry schedule.
     """
-    from flask import current_app
-
     validate(hook_name, data)
     if max_attempts is None:
-        max_attempts = 1 + len(current_app.config["DELIVERY_RETRY_SCHEDULE"])
+        max_attempts = full_schedule()
     targets = list(channels) if channels is not None else subscribed_channels(hook_name)
     now = utcnow()
     event_id = new_id("evt")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
-from flask import current_app
 from sqlalchemy import case, exists, func, select, update
 
 from extensions import db
@@ -39,7 +38,7 @@ def recover(channel: Channel, since: datetime) -> int:
     """Queue them all with a fresh retry schedule, keeping each delivery's id (so receivers can
     recognise what they already have). Commits; returns how many deliveries were queued."""
     now = utcnow()
-    attempts = 1 + len(current_app.config["DELIVERY_RETRY_SCHEDULE"])
+    attempts = dispatch.full_schedule()
     resent = db.session.execute(
         update(Delivery).where(*_failed(channel, since))
         .values(status=case((Delivery.attempt_count == 0, DeliveryStatus.PENDING), else_=DeliveryStatus.RETRYING),
