@@ -60,8 +60,7 @@ class ApiToken(db.Model):
         (so a busy shop does not turn every call into a token update); the caller commits.
 
         Columns rather than an ORM object: this runs on every API call."""
-        row = db.session.execute(db.select(cls.id, cls.revoked_at, cls.last_used_at)
-                                 .where(cls.token_hash == cls.hash(plain))).first()
+        row = db.session.connection().execute(_BY_HASH, {"token_hash": cls.hash(plain)}).first()
         if row is None or row.revoked_at is not None:
             return None
         now = utcnow()
@@ -72,3 +71,8 @@ class ApiToken(db.Model):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+# Built once, so SQLAlchemy's compiled-statement cache finds it without recomputing its key.
+_BY_HASH = (db.select(ApiToken.id, ApiToken.revoked_at, ApiToken.last_used_at)
+            .where(ApiToken.token_hash == db.bindparam("token_hash")))
