@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -148,7 +149,7 @@ def emit(hook: str, data_json: str):
 @with_appcontext
 def worker(burst: bool, name: str | None, metrics_port: int | None):
     """Run a delivery worker (non-forking RQ worker with the scheduler for delayed retries)."""
-    from rq import SimpleWorker
+    from rq import Queue, SimpleWorker
     from rq.serializers import JSONSerializer
 
     from notify.queue import get_queue, get_redis
@@ -171,12 +172,24 @@ def worker(burst: bool, name: str | None, metrics_port: int | None):
 
     logging.getLogger("rq.worker").setLevel(logging.INFO)
     while True:
-        w = DeliveryWorker([get_queue()], connection=get_redis(), serializer=JSONSerializer, name=name)
+        worker_name = name or uuid.uuid4().hex
+        shared = get_queue()
+        # A queue of its own, listened to first: a drain at its time limit hands its requests in
+        # flight on to the next drain in this process through it (notify/jobs.py).
+        own = Queue(f"{shared.name}.worker.{worker_name}", connection=get_redis(), serializer=JSONSerializer)
+        jobs.OWN_QUEUE = own.name
+        w = DeliveryWorker([own, shared], connection=get_redis(), serializer=JSONSerializer, name=worker_name)
         try:
             w.work(burst=burst, with_scheduler=True, logging_level="INFO")
         except redis.RedisError as exc:
             click.echo(f"worker: Redis failed ({exc})", err=True)
+        try:
+            own.delete(delete_jobs=True)  # a drain left there is not needed: any drain here adopts
+        except redis.RedisError:
+            pass
         if burst or jobs.STOP.is_set():
+            jobs.OWN_QUEUE = None
+            jobs.collect_carried()  # requests handed on to a drain that will not run now
             return
         # RQ quits when Redis goes away in the middle of a job (a restart, a failover). Nothing is
         # lost (the sweeper finds what that job held); the worker starts again once Redis answers.

@@ -141,8 +141,8 @@ class Product:
         from extensions import db
         from notify import dispatch, queue
 
-        real_enqueue = queue._enqueue_drain
-        queue._enqueue_drain = lambda: None
+        real_enqueue = queue.enqueue_drain
+        queue.enqueue_drain = lambda queue_name=None: None
         try:
             with self.app.app_context():
                 for start in range(0, n, batch):
@@ -150,7 +150,7 @@ class Product:
                         dispatch.record_event(hook, {"order": _order(i)}, source="bench")
                     db.session.commit()
         finally:
-            queue._enqueue_drain = real_enqueue
+            queue.enqueue_drain = real_enqueue
 
     def release_and_wait(self, n: int, timeout: float = 300) -> float:
         """Wake the workers; return the seconds until `n` deliveries are final (and all recorded)."""

@@ -113,6 +113,14 @@ class InFlight:
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
+# The RQ queue that only this worker process listens to, first (set by `flask worker`). A drain that
+# reaches its hard limit with requests still out does not wait for them: it leaves them in
+# `_carried` and enqueues the next drain on this queue, so the same process takes it at once,
+# collects them and goes on taking new work meanwhile. Without a queue of its own (a drain run
+# in-process, or by a plain `rq worker`) a drain at its hard limit waits for its requests.
+OWN_QUEUE: str | None = None
+_carried: tuple | None = None
+
 
 def _sender_pool(size: int) -> ThreadPoolExecutor:
     global _pool
@@ -143,6 +151,28 @@ class Drain:
         self.failing: dict[int, bool] = {}  # channel id → whether a run of failures is under way
         self.last_flush = time.monotonic()
         self.sent = 0
+        self._adopt_carried()
+
+    # -- requests outliving a drain ---------------------------------------------------------------
+    def carry_over(self) -> bool:
+        """Leave the requests in flight to the next drain in this process, enqueued on its own
+        queue; False (nothing changed) when there is no such queue or Redis refuses the job."""
+        global _carried
+        if OWN_QUEUE is None:
+            return False
+        try:
+            queue.enqueue_drain(OWN_QUEUE)
+        except redis.RedisError as exc:
+            log.warning("could not hand on %d requests in flight (%s); waiting for them", len(self.in_flight), exc)
+            return False
+        _carried = (self.in_flight, self.per_channel, self.attention, self.failing)
+        self.in_flight, self.per_channel = {}, defaultdict(int)
+        return True
+
+    def _adopt_carried(self) -> None:
+        global _carried
+        if _carried is not None:
+            (self.in_flight, self.per_channel, self.attention, self.failing), _carried = _carried, None
 
     # -- taking work --------------------------------------------------------------------------
     def held_count(self) -> int:
@@ -349,10 +379,12 @@ def drain() -> str:
     started = time.monotonic()
     # The budget ends a drain at the first moment nothing is in flight, so that other jobs get
     # their turn; a drain never stops taking work while requests are out (a hanging endpoint would
-    # otherwise stall everyone for its read timeout), except at the hard limit, which keeps the
-    # job well inside RQ's timeout, or when the worker is asked to stop.
+    # otherwise stall everyone for its read timeout). At the hard limit, which keeps the job well
+    # inside RQ's timeout, it hands its requests in flight on to the next drain in this process
+    # (`Drain.carry_over`); when the worker is asked to stop, it waits for them.
     soft = started + config["DRAIN_BUDGET"]
     hard = started + max(config["DRAIN_BUDGET"], queue.JOB_TIMEOUT - config["DELIVERY_READ_TIMEOUT"] - 20)
+    carry_tried = False
     while True:
         now = time.monotonic()
         taking = not (STOP.is_set() or now >= hard or (now >= soft and not work.in_flight))
@@ -361,6 +393,11 @@ def drain() -> str:
             work.start_sends()
             if popped and queue.due_count():
                 queue.wake()  # more is due than this drain can hold: let another worker help
+        if now >= hard and work.in_flight and not carry_tried and not STOP.is_set():
+            carry_tried = True
+            work.flush(force=True)
+            if work.carry_over():
+                break
         if not work.in_flight:
             work.flush(force=True)
             # Past the budget, what is still held goes back to Redis below, for the next drain.
@@ -382,6 +419,13 @@ def drain() -> str:
     if upcoming is not None:
         queue.wake(at=upcoming)
     return f"sent {work.sent}"
+
+
+def collect_carried() -> None:
+    """Wait for and record the requests a drain handed on, if any: for a worker that stops before
+    the next drain ran (`flask worker` calls it on its way out)."""
+    if _carried is not None:
+        drain()
 
 
 @in_app_context

@@ -120,7 +120,7 @@ def schedule(items: list[tuple[int | None, str, float]], *, only_new: bool = Fal
     pipe.set(key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT)
     added, flag_was_free = pipe.execute()
     if flag_was_free:
-        _enqueue_drain()
+        enqueue_drain()
     return added
 
 
@@ -130,7 +130,7 @@ def wake(at: float | None = None) -> None:
     connection = get_redis()
     if at is None or at <= time.time() + NOW_WINDOW:
         if connection.set(key("drain-queued"), "1", nx=True, ex=JOB_TIMEOUT):
-            _enqueue_drain()
+            enqueue_drain()
         return
     slot = int(at)
     if connection.set(key(f"wake:{slot}"), "1", nx=True, ex=max(60, int(at - time.time()) + 60)):
@@ -139,9 +139,15 @@ def wake(at: float | None = None) -> None:
                                failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
 
 
-def _enqueue_drain() -> None:
-    get_queue().enqueue("notify.jobs.drain", job_id=f"drain-{uuid.uuid4().hex}", result_ttl=0,
-                        failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
+def enqueue_drain(queue_name: str | None = None) -> None:
+    """A drain job on the shared queue, or on `queue_name` (a worker's own queue, where a job
+    nobody took within JOB_TIMEOUT, its worker gone, expires)."""
+    if queue_name is None:
+        target, ttl = get_queue(), None
+    else:
+        target, ttl = Queue(queue_name, connection=get_redis(), serializer=JSONSerializer), JOB_TIMEOUT
+    target.enqueue("notify.jobs.drain", job_id=f"drain-{uuid.uuid4().hex}", result_ttl=0, ttl=ttl,
+                   failure_ttl=FAILURE_TTL, job_timeout=JOB_TIMEOUT)
 
 
 def drain_started() -> None:

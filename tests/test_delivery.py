@@ -6,6 +6,8 @@ import json
 import re
 
 
+from rq import Queue
+
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from notify import dispatch, hooks, jobs, queue
@@ -320,6 +322,43 @@ def test_drains_hand_over_when_their_budget_is_spent_and_nothing_is_lost(app, re
     assert sorted(e["delivery"] for e in demo.events()) == sorted(ids)  # each exactly once
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(Attempt.id))) == 30
+
+
+def test_a_drain_at_its_time_limit_hands_its_request_in_flight_to_the_next_drain(app, local_receiver, make_webhook,
+                                                                                 monkeypatch):
+    """At its hard limit (5 s here: what RQ's job timeout leaves after a 95 s read timeout) a drain
+    does not wait for a request that hangs: it ends and queues the next drain on the worker's own
+    queue, which records the answer once it comes. The request is sent once, recorded once."""
+    receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 6.5))
+    make_webhook(receiver.url + "/slow", hooks_=["order_pay_hook"])
+    app.config.update(DELIVERY_READ_TIMEOUT=95.0, DRAIN_BUDGET=1.0)
+    own = f"{app.config['RQ_QUEUE']}.worker.test"
+    monkeypatch.setattr(jobs, "OWN_QUEUE", own)
+    monkeypatch.setattr(jobs, "_carried", None)
+    _, (delivery_id,) = emit(app)
+    with app.app_context():
+        jobs.drain()
+        own_queue = Queue(own, connection=get_queue().connection)
+        assert own_queue.job_ids and len(own_queue.job_ids) == 1  # the next drain, for this process only
+        assert load(app, delivery_id) == (DeliveryStatus.SENDING, [])  # its request is still out
+        jobs.collect_carried()
+        own_queue.delete(delete_jobs=True)
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.DELIVERED and [(a["number"], a["status"]) for a in attempts] == [(1, 200)]
+    assert len(receiver.requests) == 1
+
+
+def test_without_a_queue_of_its_own_a_drain_at_its_time_limit_waits_for_its_request(app, local_receiver,
+                                                                                    make_webhook, monkeypatch):
+    receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 5.5))
+    make_webhook(receiver.url + "/slow", hooks_=["order_pay_hook"])
+    app.config.update(DELIVERY_READ_TIMEOUT=95.0, DRAIN_BUDGET=1.0)
+    monkeypatch.setattr(jobs, "OWN_QUEUE", None)
+    _, (delivery_id,) = emit(app)
+    with app.app_context():
+        jobs.drain()
+    status, attempts = load(app, delivery_id)
+    assert status == DeliveryStatus.DELIVERED and len(attempts) == 1 and len(receiver.requests) == 1
 
 
 def test_redeliver_sends_a_dead_delivery_again_with_the_same_delivery_id(app, login, receiver_demo, make_webhook,

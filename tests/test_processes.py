@@ -127,6 +127,52 @@ def test_a_worker_killed_mid_delivery_loses_nothing(app, make_webhook, flask_pro
         assert [a.response_status for a in db.session.scalars(db.select(Attempt))] == [200]
 
 
+def test_one_worker_keeps_delivering_past_its_drain_time_limit_while_a_request_hangs(app, make_webhook, flask_process,
+                                                                                    local_receiver):
+    """One `flask worker`, continuous events, and an endpoint that answers after 9 s. The drain's
+    hard limit (5 s here) comes while that request is out: the healthy endpoint's events emitted
+    after it still arrive before the slow answer does (the request is handed on, not waited for),
+    and the slow delivery is sent and recorded once, even though the worker is stopped before it
+    is answered."""
+    from models import Attempt
+    from notify import dispatch
+
+    slow_since, healthy = [], {}
+
+    def answer(path, headers):
+        if path == "/slow":
+            slow_since.append(time.monotonic())
+            return 200, {}, b"", 9
+        healthy[headers["X-Apsdai-Delivery"]] = time.monotonic()
+        return 200, {}, b"", 0
+
+    receiver = local_receiver(answer)
+    make_webhook(receiver.url + "/slow", hooks_=["order_create_hook"])
+    make_webhook(receiver.url + "/ok", hooks_=["order_pay_hook"])
+    worker = flask_process("worker", DELIVERY_READ_TIMEOUT="95", DRAIN_BUDGET="1")
+    with app.app_context():
+        (slow_id,) = dispatch.emit("order_create_hook", {"order": {"order_no": "S1"}}).delivery_ids
+    wait_for(lambda: slow_since)
+    answered_at = slow_since[0] + 9
+    late = []  # healthy deliveries emitted after the hard limit, while the slow request is out
+    while time.monotonic() < answered_at - 2:
+        with app.app_context():
+            (delivery_id,) = dispatch.emit("order_pay_hook", {"order": {"order_no": "P"}}).delivery_ids
+        if time.monotonic() > slow_since[0] + 5.5:
+            late.append(delivery_id)
+        time.sleep(0.2)
+    assert late
+    wait_for(lambda: all(delivery_id in healthy for delivery_id in late))
+    # Stopped while the slow request is still out, the worker waits for it and records it.
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    assert set(statuses(app)) == {DeliveryStatus.DELIVERED}
+    assert all(healthy[delivery_id] < answered_at for delivery_id in late)
+    assert len(slow_since) == 1
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count(Attempt.id)).where(Attempt.delivery_id == slow_id)) == 1
+
+
 def test_two_schedulers_and_two_workers_send_one_daily_report(app, receiver_demo, make_webhook, flask_process):
     """The report's time passed three hours ago (the admin exists since the day before yesterday):
     two schedulers, two workers, one report delivered, marked late, one report run recorded."""
