@@ -10,6 +10,7 @@ worker and API processes) and stops it afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import tempfile
@@ -114,34 +115,46 @@ def slow_receivers(n: int) -> list[dict]:
 
 # -- 3. isolation -----------------------------------------------------------------------------
 def isolation(rate: float, seconds: float) -> list[dict]:
-    with RedisServer() as redis, tempfile.TemporaryDirectory() as tmp:
+    """Half the events to an endpoint that never answers. Twice: as configured by default, and with
+    a 95 s read timeout, which leaves a drain 5 s before its hard limit, so the run crosses it
+    every 5 s with requests to the hanging endpoint still out (they are handed on)."""
+    setups = [(f"{rate:g} events/s for {seconds:g} s, half to an endpoint that never answers", {}),
+              ("same, with a drain's hard limit every 5 s (DRAIN_BUDGET 2 s, read timeout 95 s)",
+               {"DRAIN_BUDGET": "2", "DELIVERY_READ_TIMEOUT": "95"})]
+    return [_isolation(label, rate, seconds, env) for label, env in setups]
+
+
+def _isolation(label: str, rate: float, seconds: float, env: dict) -> dict:
+    with RedisServer() as redis, tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         record_dir = Path(tmp) / "arrivals"
-        with Receiver(workers=2, threads=128, hang_prefix="/hang", hang_seconds=60, record_dir=record_dir) as rec:
-            with Product(redis.url, f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
-                product.add_webhook(rec.url + "/hang/hook", ["order_create_hook"])  # never answers
-                product.add_webhook(rec.url + "/hook", ["order_pay_hook"])  # healthy
-                product.start_workers(1)
-                emitted = {}
-                interval, start = 1.0 / rate, time.perf_counter()
-                for i in range(int(rate * seconds)):
-                    time.sleep(max(0.0, start + i * interval - time.perf_counter()))
-                    hook = "order_pay_hook" if i % 2 else "order_create_hook"
-                    event_id = product.emit(hook, {"order": {"order_no": f"A{i}"}})
-                    if hook == "order_pay_hook":
-                        emitted[event_id] = time.time()
-                time.sleep(2)
-                deliveries = product.delivery_ids_by_event()
-                arrived = arrivals(record_dir)
-                latencies = [(arrived[deliveries[e][0]] - t) * 1000 for e, t in emitted.items()
-                             if deliveries[e][0] in arrived]
+        product = stack.enter_context(Product(redis.url, f"sqlite:///{tmp}/bench.db", Path(tmp), **env))
+        # Entered last, stopped first: the worker then stops without waiting out the hanging requests.
+        rec = stack.enter_context(Receiver(workers=2, threads=128, hang_prefix="/hang", hang_seconds=60,
+                                           record_dir=record_dir))
+        product.add_webhook(rec.url + "/hang/hook", ["order_create_hook"])  # never answers
+        product.add_webhook(rec.url + "/hook", ["order_pay_hook"])  # healthy
+        product.start_workers(1)
+        emitted = {}
+        interval, start = 1.0 / rate, time.perf_counter()
+        for i in range(int(rate * seconds)):
+            time.sleep(max(0.0, start + i * interval - time.perf_counter()))
+            hook = "order_pay_hook" if i % 2 else "order_create_hook"
+            event_id = product.emit(hook, {"order": {"order_no": f"A{i}"}})
+            if hook == "order_pay_hook":
+                emitted[event_id] = time.time()
+        time.sleep(2)
+        deliveries = product.delivery_ids_by_event()
+        arrived = arrivals(record_dir)
+        latencies = [(arrived[deliveries[e][0]] - t) * 1000 for e, t in emitted.items()
+                     if deliveries[e][0] in arrived]
     # Deliveries that never arrived count as infinitely late, so they cannot flatter the percentiles.
     latencies += [float("inf")] * (len(emitted) - len(latencies))
-    row = {"setup": f"{rate:g} events/s for {seconds:g} s, half to an endpoint that never answers",
+    row = {"setup": label,
            "healthy arrived": f"{sum(x != float('inf') for x in latencies)} / {len(emitted)}",
            "healthy p50 ms": percentile(latencies, 50), "healthy p99 ms": percentile(latencies, 99),
            "healthy max ms": max(latencies)}
     print(f"  {row}", flush=True)
-    return [row]
+    return row
 
 
 # -- 4. latency -------------------------------------------------------------------------------
