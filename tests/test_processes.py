@@ -26,8 +26,11 @@ def flask_process(app_env, tmp_path):
 
     def start(*args: str, **extra_env: str) -> subprocess.Popen:
         log = open(tmp_path / f"{args[0]}-{len(processes)}.log", "w")
+        # A session of its own, so that the whole process group (a worker and RQ's scheduler process
+        # it forks) can be killed at once, as a machine or container going down would.
         process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", *args], cwd=ROOT,
-                                   env={**os.environ, **app_env, **extra_env}, stdout=log, stderr=log)
+                                   env={**os.environ, **app_env, **extra_env}, stdout=log, stderr=log,
+                                   start_new_session=True)
         processes.append(process)
         return process
 
@@ -38,7 +41,7 @@ def flask_process(app_env, tmp_path):
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def wait_for(predicate, timeout=20.0):
@@ -116,7 +119,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(app, make_webhook, flask_pro
     with app.app_context():
         (delivery_id,) = dispatch.emit("order_pay_hook", {"order": {"order_no": "K1"}}).delivery_ids
     wait_for(lambda: seen() == [delivery_id])
-    first.send_signal(signal.SIGKILL)
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its scheduler process
     first.wait(10)
     assert statuses(app) == [DeliveryStatus.SENDING]  # claimed by the dead worker, never recorded
     flask_process("worker", **fast)
