@@ -222,6 +222,40 @@ def rss_peak_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pids) -> dict[int, float]:
+    """User + system CPU seconds used so far by each of `pids` that is still running."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of a process (a gunicorn master's workers)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def postgres_pids() -> list[int]:
+    """Every process of a PostgreSQL server on this machine (its backends included)."""
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and _comm(entry) == "postgres"]
+
+
+def _comm(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _order(i: int) -> dict:
     return {"order_no": f"AP2026112718{i:08d}", "status": "paid", "quantity": 1 + i % 3,
             "product": {"path": "vpnmonthly", "name": "VPN Monthly Plan / VPN 月度套餐"},

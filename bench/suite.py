@@ -22,7 +22,7 @@ import requests
 
 from bench import baselines, plot
 from bench.common import Receiver, RedisServer, format_table, median
-from bench.product import PROJECT_DIR, Product, rss_peak_mb
+from bench.product import PROJECT_DIR, Product, children, cpu_seconds, postgres_pids, rss_peak_mb
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -256,20 +256,30 @@ def ingest(seconds: float, connections: int, reps: int) -> list[dict]:
                 product.add_webhook("http://127.0.0.1:9/hook", ["order_pay_hook"])
                 api = product.start_api(workers=2)
                 token = product.api_token()
+                web = children(product.servers[-1].pid)
                 runs = []
                 for _ in range(reps):
+                    database = postgres_pids() if db_url else []
+                    before = cpu_seconds(web + database)
                     out = subprocess.run(
                         ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "-s",
                          str(Path(__file__).parent / "post_event.lua"), api + "/api/v1/events"],
                         env=dict(os.environ, BENCH_TOKEN=token), capture_output=True, text=True, check=True).stdout
+                    after = cpu_seconds(web + (postgres_pids() if db_url else []))
+                    used = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
                     fields = dict(re.findall(r"(\w+)=([\d.]+)", out.split("RESULT", 1)[1]))
+                    requests_done = int(fields["requests"])
                     runs.append({"rate": float(fields["requests"]) / float(fields["seconds"]),
+                                 "web cpu": sum(used.get(pid, 0.0) for pid in web) * 1000 / requests_done,
+                                 "db cpu": sum(v for pid, v in used.items() if pid not in web) * 1000 / requests_done,
                                  "p50": float(fields["p50_ms"]), "p99": float(fields["p99_ms"]),
                                  "errors": int(fields["errors"]), "requests": int(fields["requests"])})
                 middle = sorted(runs, key=lambda run: run["rate"])[len(runs) // 2]
                 rows.append({"database": db_label, "connections": connections,
                              "accepted events/s": middle["rate"], "runs": ", ".join(f"{run['rate']:,.0f}" for run in runs),
                              "p50 ms": middle["p50"], "p99 ms": middle["p99"],
+                             "web CPU ms/event": middle["web cpu"],
+                             "PostgreSQL CPU ms/event": middle["db cpu"] if db_url else "(in the web process)",
                              "errors": sum(run["errors"] for run in runs),
                              "requests": sum(run["requests"] for run in runs),
                              "events stored": product.counts()["deliveries"].get("pending", 0)})
