@@ -259,21 +259,20 @@ def ingest(seconds: float, connections: int, reps: int) -> list[dict]:
                 web = children(product.servers[-1].pid)
                 runs = []
                 for _ in range(reps):
-                    database = postgres_pids() if db_url else []
-                    before = cpu_seconds(web + database)
+                    before = cpu_seconds(web + (postgres_pids() if db_url else []))
                     out = subprocess.run(
                         ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "-s",
                          str(Path(__file__).parent / "post_event.lua"), api + "/api/v1/events"],
                         env=dict(os.environ, BENCH_TOKEN=token), capture_output=True, text=True, check=True).stdout
                     after = cpu_seconds(web + (postgres_pids() if db_url else []))
-                    used = {pid: seconds - before.get(pid, 0.0) for pid, seconds in after.items()}
+                    used = {pid: total - before.get(pid, 0.0) for pid, total in after.items()}
                     fields = dict(re.findall(r"(\w+)=([\d.]+)", out.split("RESULT", 1)[1]))
-                    requests_done = int(fields["requests"])
-                    runs.append({"rate": float(fields["requests"]) / float(fields["seconds"]),
-                                 "web cpu": sum(used.get(pid, 0.0) for pid in web) * 1000 / requests_done,
-                                 "db cpu": sum(v for pid, v in used.items() if pid not in web) * 1000 / requests_done,
+                    done = int(fields["requests"])
+                    runs.append({"rate": done / float(fields["seconds"]),
+                                 "web cpu": sum(used.get(pid, 0.0) for pid in web) * 1000 / done,
+                                 "db cpu": sum(v for pid, v in used.items() if pid not in web) * 1000 / done,
                                  "p50": float(fields["p50_ms"]), "p99": float(fields["p99_ms"]),
-                                 "errors": int(fields["errors"]), "requests": int(fields["requests"])})
+                                 "errors": int(fields["errors"]), "requests": done})
                 middle = sorted(runs, key=lambda run: run["rate"])[len(runs) // 2]
                 rows.append({"database": db_label, "connections": connections,
                              "accepted events/s": middle["rate"], "runs": ", ".join(f"{run['rate']:,.0f}" for run in runs),
