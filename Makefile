@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install clean messages bench chromium screenshots
+.PHONY: run dev stop test install clean messages bench chromium screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -23,6 +23,14 @@ install: $(STAMP) $(CATALOGUES)
 
 run: install
 	$(BIN)/python scripts/run.py
+
+# The same, with the admin served by `flask run --debug` (reloads when the code changes).
+dev: install
+	$(BIN)/python scripts/run.py --dev
+
+# Stop the embedded Redis that a hand-started `flask run` or `flask worker` left running.
+stop: install
+	$(BIN)/python -c 'import os; from notify import embedded_redis; embedded_redis.stop(os.path.join(os.environ.get("INSTANCE_PATH") or "instance", "redis"))'
 
 # The browser tests drive Debian's Chromium: installed here where it is missing (root and apt-get),
 # else they are skipped with a loud message (CI requires them: MN_REQUIRE_BROWSER=1).

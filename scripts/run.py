@@ -2,7 +2,8 @@
 
 Starts (when REDIS_URL is unset) the embedded Redis, applies the migrations, then runs the admin
 (gunicorn), a delivery worker, the scheduler and the receiver demo, each line of their output
-prefixed with its name.
+prefixed with its name. `make dev` (`--dev`) runs the same, with the admin served by
+`flask run --debug` instead, which reloads on code changes.
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     from dotenv import load_dotenv
 
+    dev = "--dev" in argv
     load_dotenv(ROOT / ".env")
     instance = Path(os.environ.get("INSTANCE_PATH") or ROOT / "instance")
     instance.mkdir(parents=True, exist_ok=True)
@@ -62,8 +64,9 @@ def main() -> int:
     env["RECEIVER_DEMO_SECRET"] = demo_env["RECEIVER_SECRET"]
 
     commands = {
-        "web": [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-                "--access-logfile", "-", "app:create_app()"],
+        "web": ([*flask, "run", "--debug", "--host", host, "--port", port] if dev else
+                [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
+                 "--access-logfile", "-", "app:create_app()"]),
         "worker": [*flask, "worker"],
         "scheduler": [*flask, "scheduler"],
         "receiver": [sys.executable, str(ROOT / "receiver_demo" / "receiver.py")],
@@ -121,4 +124,4 @@ def _relay(name: str, process: subprocess.Popen) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
