@@ -268,3 +268,41 @@ def test_an_older_file_still_imports_what_it_can_identify(app, make_channel, mak
         doc["channels"].pop()
         assert counts(settings_io.import_(json.dumps(doc))) == (0, 1, 0)
         assert db.session.scalar(db.select(Channel)).hooks == ["order_create_hook"]
+
+
+def test_the_page_imports_a_file_and_names_what_it_replaced(app, login, make_channel):
+    import io
+
+    make_channel("dingtalk", {"url": SHORT[0]}, hooks_=["stock_alarm_hook"])
+    with app.app_context():
+        db.session.scalar(db.select(Channel)).description = "Robot A"
+        db.session.commit()
+    exported = login.get("/settings/notifications/file/export")
+    assert exported.status_code == 200 and exported.headers["Cache-Control"] == "no-store"
+    assert "shortA12" not in exported.text and "attachment" in exported.headers["Content-Disposition"]
+    doc = exported.json
+    doc["channels"][0]["description"] = "Renamed"
+    doc["channels"].append({"kind": "dingtalk", "description": "Robot B", "config": {"url": SHORT[1]},
+                            "hooks": ["order_pay_hook"]})
+    page = login.post("/settings/notifications/file/import", data={
+        "file": (io.BytesIO(json.dumps(doc).encode()), "settings.json")}, content_type="multipart/form-data")
+    assert page.status_code == 200
+    assert "Imported: 1 added, 1 updated, 0 deleted." in page.text
+    assert "Replaced by the file's settings" in page.text
+    assert "DingTalk <code>https://oapi.dingtalk.com/robot/send?access_token=••••••••</code> (Robot A)" in page.text
+    assert robots(app) == {SHORT[0]: ("Renamed", ["stock_alarm_hook"], None),
+                           SHORT[1]: ("Robot B", ["order_pay_hook"], None)}
+    # A file that cannot be imported: every problem listed, nothing changed, in Chinese too.
+    page = login.post("/settings/notifications/file/import", data={
+        "file": (io.BytesIO(b'{"format": "merchant-notify-settings", "version": 1, "channels": [{"kind": "fax"}]}'),
+                 "bad.json")}, content_type="multipart/form-data", headers={"Accept-Language": "zh-CN"})
+    assert page.status_code == 200 and "channels[0].kind: &#39;fax&#39;" in page.text and "没有任何更改" in page.text
+    assert len(robots(app)) == 2
+
+
+@pytest.mark.parametrize("method, url", [("GET", "/settings/notifications/file"),
+                                         ("GET", "/settings/notifications/file/export?secrets=1"),
+                                         ("POST", "/settings/notifications/file/import")])
+def test_the_settings_file_pages_require_login(client, admin, method, url):
+    response = client.open(url, method=method)
+    assert response.status_code == 302 and "/login" in response.location
