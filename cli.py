@@ -109,7 +109,8 @@ def settings_export(file: str, include_secrets: bool):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--replace", is_flag=True, help="Delete channels that are not in the file.")
 def settings_import(file: str, replace: bool):
-    """Read settings from FILE: channels are matched by kind and URL, updated or added."""
+    """Read settings from FILE: channels are matched by kind and target (robots by their credential),
+    updated or added; the channels it replaces or deletes are listed."""
     from notify import settings_io
 
     raw = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
@@ -120,6 +121,15 @@ def settings_import(file: str, replace: bool):
             f"  - {problem}" for problem in exc.problems)) from None
     click.echo(f"Imported: {summary['created']} added, {summary['updated']} updated, "
                f"{summary['deleted']} deleted.")
+    for title, key in (("Updated (their settings replaced by the file's):", "updated_channels"),
+                       ("Deleted:", "deleted_channels"),
+                       ("Left as they are (masked in a file from an older version, which does not say which robot "
+                        "it means; export again, or with --include-secrets):", "skipped_channels")):
+        if summary[key]:
+            click.echo(title)
+            for shown in summary[key]:
+                click.echo(f"  - {shown['kind']} {shown['target']}"
+                           + (f" ({shown['description']})" if shown["description"] else ""))
 
 
 @click.command("emit")

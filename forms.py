@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (BooleanField, PasswordField, RadioField, SelectChoice, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
@@ -224,3 +225,9 @@ class TestForm(FlaskForm):
 class TokenForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=80)],
                        render_kw={"placeholder": _l("e.g. my-shop")})
+
+
+class SettingsImportForm(FlaskForm):
+    file = FileField(_l("Settings file"), validators=[FileRequired(_l("Choose a settings file (JSON) to import."))],
+                     render_kw={"accept": "application/json,.json"})
+    replace = BooleanField(_l("Also delete the channels that are not in the file"))

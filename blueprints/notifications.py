@@ -1,6 +1,7 @@
 """Settings › Configuration › Notifications: the four methods, WebHook endpoints, and Test."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
@@ -8,11 +9,11 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from extensions import db
-from forms import FORMS, ActionForm, ReportTimeForm, RotateForm, TestForm
+from forms import FORMS, ActionForm, ReportTimeForm, RotateForm, SettingsImportForm, TestForm
 from models import Channel
 from notify import channels as channel_service
 from models.base import local_to_utc, utc_to_local, utcnow
-from notify import hooks, recovery, signing
+from notify import hooks, recovery, settings_io, signing
 from notify.transports import METHODS, REGISTRY
 from notify.transports.email import server_description
 from notify.transports.webhook import WebhookTransport
@@ -250,3 +251,37 @@ def test(channel_id: int):
         return redirect(channel_url(channel))
     delivery_id = channel_service.send_test(channel, form.hook.data)
     return redirect(url_for("deliveries.detail", delivery_id=delivery_id))
+
+
+@bp.route("/file")
+def settings_file():
+    return render_template("notifications/settings_file.html", form=SettingsImportForm(), result=None, problems=None)
+
+
+@bp.route("/file/export")
+def export_settings():
+    """The settings file as a download; with ?secrets=1, secrets and robots' URLs included."""
+    include_secrets = request.args.get("secrets") == "1"
+    text = json.dumps(settings_io.export(include_secrets=include_secrets), indent=2, ensure_ascii=False) + "\n"
+    name = "merchant-notify-settings" + ("-with-secrets" if include_secrets else "") + ".json"
+    return current_app.response_class(text, mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+@bp.route("/file/import", methods=["POST"])
+def import_settings():
+    """Import an uploaded settings file; the page lists what it added, replaced, deleted or left alone."""
+    form = SettingsImportForm()
+    result = problems = None
+    if form.validate_on_submit():
+        try:
+            raw = form.file.data.read().decode("utf-8")
+        except UnicodeDecodeError:
+            problems = [_("The file is not UTF-8 text.")]
+        else:
+            try:
+                result = settings_io.import_(raw, replace=form.replace.data)
+            except settings_io.ImportError_ as exc:
+                problems = exc.problems
+    return render_template("notifications/settings_file.html", form=form, result=result, problems=problems,
+                           labels={kind: transport.label for kind, transport in REGISTRY.items()})

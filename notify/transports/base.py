@@ -129,6 +129,13 @@ class Transport:
         return config.get("url", "")
 
     @classmethod
+    def target_credential(cls, config: dict) -> str | None:
+        """The credential the target itself holds (a robot's token in its URL), or None for kinds
+        whose target holds none. It is what tells two channels of this kind apart: their shown
+        target is masked (notify.settings_io matches on a fingerprint of it)."""
+        return None
+
+    @classmethod
     def public_config(cls, config: dict) -> dict:
         """The settings with any credential masked (an export without secrets)."""
         return dict(config)

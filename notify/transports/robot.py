@@ -60,6 +60,10 @@ class RobotTransport(Transport):
         return cls.mask_url(config.get("url", ""))
 
     @classmethod
+    def target_credential(cls, config: dict) -> str | None:
+        return cls.credential(config.get("url") or "") or None
+
+    @classmethod
     def public_config(cls, config: dict) -> dict:
         return dict(config, url=cls.mask_url(config.get("url", "")))
 
