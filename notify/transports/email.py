@@ -107,7 +107,7 @@ class EmailTransport(Transport):
         headers = {"From": message.sender, "To": ", ".join(recipients), "Subject": summary.subject,
                    "X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id}
         # What is shown is the text part; what is sent is the whole MIME message.
-        return OutgoingRequest("SMTP", server_description(config), headers, text.encode("utf-8"), dict(headers),
+        return OutgoingRequest("SMTP", server_description(config), headers, messages.utf8(text), dict(headers),
                                payload=message.as_bytes())
 
     def send(self, request: OutgoingRequest) -> Outcome:
