@@ -77,8 +77,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # An @ that begins a word reads as a mention in a chat (DingTalk's @mobile); the one inside an
 # email address does not and is kept.
 _MENTION = re.compile(r"(?<![\w.+-])@(?=[^\s@])")
-# `scheme://`, which chat and mail clients turn into a link.
-_URL_SCHEME = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]{0,30}):(?=//)")
+# The colon of `scheme://`, which chat and mail clients turn into a link (wherever it starts: some
+# find `http://` inside a word).
+_URL_SCHEME = re.compile(":(?=//)")
 _CURRENCY_CODE = re.compile("[A-Z]{3}")
 
 
@@ -136,7 +137,7 @@ def line(value, limit: int = MAX_VALUE) -> str:
     if "@" in text:
         text = _MENTION.sub("＠", text)
     if "//" in text:
-        text = _URL_SCHEME.sub("\\1：", text)
+        text = _URL_SCHEME.sub("：", text)
     return text
 
 
