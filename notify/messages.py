@@ -5,6 +5,12 @@ days) with amounts and times formatted for the merchant's locale and time zone. 
 `templates/messages/`: `chat.md` (DingTalk and WeCom markdown), `chat.txt` (WeCom text, for
 mentions by mobile), `email.txt` and `email.html`. Every transport renders through `render()`, so
 a hook reads the same everywhere.
+
+Messages carry the shop's data, never its markup. Two steps, so no path can skip one: every value
+taken from the data passes through `line()` (one line, bounded, no lone surrogates, mentions and
+`scheme://` links defused) on its way into the `Summary`, and `render()` escapes everything a
+template prints for that template's target (markdown look-alikes for `.md`, HTML escaping for
+`.html`). Only the templates' own text makes links, mentions, headings and tags.
 """
 from __future__ import annotations
 
