@@ -5,15 +5,23 @@ days) with amounts and times formatted for the merchant's locale and time zone. 
 `templates/messages/`: `chat.md` (DingTalk and WeCom markdown), `chat.txt` (WeCom text, for
 mentions by mobile), `email.txt` and `email.html`. Every transport renders through `render()`, so
 a hook reads the same everywhere.
+
+Messages carry the shop's data, never its markup. Two steps, so no path can skip one: every value
+taken from the data passes through `line()` (one line, bounded, no lone surrogates, mentions and
+`scheme://` links defused) on its way into the `Summary`, and `render()` escapes everything a
+template prints for that template's target (markdown look-alikes for `.md`, HTML escaping for
+`.html`). Only the templates' own text makes links, mentions, headings and tags.
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from flask import current_app
 from flask_babel import force_locale, get_locale
@@ -40,6 +48,7 @@ class Day:
     date: str
     order_count: str
     amount: str
+    count: int = 2  # `order_count` as a number, for the plural form
 
 
 @dataclass
@@ -57,56 +66,190 @@ class Summary:
     @property
     def subject(self) -> str:
         test = _("[TEST] ") if self.is_test else ""
-        return f"[{self.shop}] {test}{self.title}"
+        # One line whatever the shop's name holds: a line break in a header starts another header.
+        return " ".join(f"[{self.shop}] {test}{self.title}".split())
+
+
+# How long one value from the shop may be in a message (a product name, an order number, …).
+MAX_VALUE = 200
+# Amounts and counts with more digits than this before the point are not real amounts: they are
+# shown as they came rather than formatted (formatting 1e999999 would write a million digits).
+_MAX_DIGITS = 15
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Control characters (NUL, ESC, …) and the bidirectional overrides, which can make a value read
+# backwards. Line breaks of every kind are handled by `str.split()`.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# An @ that begins a word reads as a mention in a chat (DingTalk's @mobile); the one inside an
+# email address does not and is kept.
+_MENTION = re.compile(r"(?<![\w.+-])@(?=[^\s@])")
+# The colon of `scheme://`, which chat and mail clients turn into a link (wherever it starts: some
+# find `http://` inside a word).
+_URL_SCHEME = re.compile(":(?=//)")
+_CURRENCY_CODE = re.compile("[A-Z]{3}")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """`text` with each lone surrogate (not Unicode: UTF-8 cannot encode it) replaced by U+FFFD;
+    a surrogate pair becomes the character it stands for."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def utf8(text: str) -> bytes:
+    """`text` as UTF-8, lone surrogates replaced (see `without_lone_surrogates`)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return without_lone_surrogates(text).encode("utf-8")
+
+
+def _scalar(value) -> str:
+    """A JSON value as text: strings as they are, numbers and booleans as JSON writes them, and
+    "?" for what has no one-line form (objects, lists, NaN, Infinity)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python converts (sys.set_int_max_str_digits)
+            return "?"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "?"
+    if isinstance(value, Decimal):
+        return str(value) if value.is_finite() else "?"
+    return "?"
+
+
+def line(value, limit: int = MAX_VALUE) -> str:
+    """One value from the shop or its buyers, safe to place in any message: one line (every kind
+    of line break and control character becomes a space), at most `limit` characters (cut with
+    "…"), no lone surrogates, no @ that starts a mention (shown as ＠) and no `scheme://` that a
+    client would make a link (shown as `scheme：//`). Markup is escaped later, per target, by
+    `render()`; the same text serves every channel."""
+    text = _scalar(value)
+    if not text:
+        return ""
+    if len(text) > limit * 4:
+        text = text[:limit * 4]  # enough to fill `limit` after spaces collapse; bounds the work below
+    if _SURROGATE.search(text):
+        text = without_lone_surrogates(text)
+    text = " ".join(_CONTROL.sub(" ", text).split())
+    if len(text) > limit:
+        text = text[:limit - 1].rstrip() + "…"
+    if "@" in text:
+        text = _MENTION.sub("＠", text)
+    if "//" in text:
+        text = _URL_SCHEME.sub("：", text)
+    return text
+
+
+def _object(value) -> dict:
+    """`value` when it is a JSON object, else an empty one: stored events may hold anything."""
+    return value if isinstance(value, dict) else {}
+
+
+def _product(value) -> dict:
+    """A product object; a bare string is taken as the product's name."""
+    if isinstance(value, str):
+        return {"name": value}
+    return _object(value)
+
+
+def _decimal(value) -> Decimal | None:
+    """A finite number of a sane size from a JSON number or a decimal string, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float):
+        value = repr(value)
+    elif isinstance(value, str):
+        if len(value) > 64:
+            return None
+    elif not isinstance(value, (int, Decimal)):
+        return None
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+    if not number.is_finite() or (number and number.adjusted() >= _MAX_DIGITS):
+        return None
+    return number
 
 
 class _Format:
-    """Amounts, numbers and times for one locale and time zone; tolerant of odd input (the data
-    comes from the merchant's shop): what cannot be parsed is shown as it came."""
+    """Amounts, numbers and times for one locale and time zone; tolerant of any input (the data
+    comes from the merchant's shop, and stored events may predate any check): what cannot be
+    understood is shown as the one-line text it came as (`line()`), or "?"."""
 
     def __init__(self, locale: str, tz: str):
         self.locale, self.tz = locale, ZoneInfo(tz)
 
     def money(self, amount, currency) -> str:
-        try:
-            return format_currency(Decimal(str(amount)), str(currency or "CNY"), locale=self.locale)
-        except (InvalidOperation, ValueError, TypeError):
-            return f"{amount} {currency or ''}".strip()
+        number = _decimal(amount)
+        code = "CNY" if currency is None or currency == "" else (currency.upper() if isinstance(currency, str) else "")
+        if number is not None and _CURRENCY_CODE.fullmatch(code):
+            return format_currency(number, code, locale=self.locale)
+        return " ".join(part for part in (line(amount) or "?", line(currency)) if part)
 
     def number(self, value) -> str:
-        try:
-            return format_decimal(Decimal(str(value)), locale=self.locale)
-        except (InvalidOperation, ValueError, TypeError):
-            return str(value)
+        number = _decimal(value)
+        if number is not None:
+            return format_decimal(number, locale=self.locale)
+        return line(value) or "?"
 
     def when(self, value) -> str:
-        if not value:
+        """`yyyy-MM-dd HH:mm:ss` in the merchant's time zone, from an ISO 8601 time (UTC when it
+        has no offset). A time that the zone cannot reach (the first hours of year 1, the last of
+        9999) is shown with its own offset."""
+        if value is None or value == "":
             return ""
+        if not isinstance(value, str) or len(value) > 64:
+            return line(value)
         try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(value)
         except ValueError:
-            return str(value)
+            return line(value)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
-        return format_datetime(moment, "yyyy-MM-dd HH:mm:ss", tzinfo=self.tz, locale=self.locale)
+        try:
+            return _clock(moment.astimezone(self.tz))
+        except OverflowError:
+            offset = moment.utcoffset()
+            if not offset:
+                return f"{_clock(moment)} UTC"
+            sign, offset = ("-", -offset) if offset < timedelta(0) else ("+", offset)
+            minutes = int(offset.total_seconds()) // 60
+            return f"{_clock(moment)} UTC{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
     def day(self, value) -> str:
+        if not isinstance(value, str) or len(value) > 64:
+            return line(value)
         try:
-            return format_date(datetime.strptime(str(value), "%Y-%m-%d").date(), "medium", locale=self.locale)
+            return format_date(datetime.strptime(value, "%Y-%m-%d").date(), "medium", locale=self.locale)
         except ValueError:
-            return str(value)
+            return line(value)
 
 
-def _text(value) -> str:
-    """One line of merchant data: no line breaks (they would break the layout), bounded length."""
-    return " ".join(str(value).split())[:200]
+def _clock(moment: datetime) -> str:
+    # By hand: strftime writes year 1 as "1" on glibc, and Babel costs ten times more here.
+    return (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
+            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}")
+
+
+def _count(value) -> int:
+    """A count for choosing a plural form: 2 (plural) when it is not a sane whole number."""
+    number = _decimal(value)
+    return int(number) if number is not None and number == number.to_integral_value() else 2
 
 
 def _order(summary: Summary, data: dict, fmt: _Format) -> None:
-    order = data.get("order") or {}
-    product = order.get("product") or {}
-    number = _text(order.get("order_no", "?"))
-    amount = fmt.money(order.get("amount", ""), order.get("currency"))
+    order = _object(data.get("order"))
+    product = _product(order.get("product"))
+    number = line(order.get("order_no")) or "?"
+    amount = fmt.money(order.get("amount"), order.get("currency"))
     titles = {
         "order_create_hook": _("New order %(no)s — %(amount)s", no=number, amount=amount),
         "order_pay_hook": _("Order %(no)s paid — %(amount)s", no=number, amount=amount),
@@ -117,13 +260,13 @@ def _order(summary: Summary, data: dict, fmt: _Format) -> None:
     }
     summary.title = titles[summary.hook]
     summary.state = _ORDER_STATES[summary.hook]
-    name = _text(product.get("name") or product.get("path") or "?")
+    name, path = line(product.get("name")), line(product.get("path"))
     facts = [
         (_("Order number"), number),
-        (_("Product"), f"{name} ({_text(product['path'])})" if product.get("path") and product.get("name") else name),
+        (_("Product"), f"{name} ({path})" if name and path else name or path or "?"),
         (_("Quantity"), fmt.number(order.get("quantity", 1))),
         (_("Amount"), amount),
-        (_("Buyer"), _text(order.get("buyer_email", ""))),
+        (_("Buyer"), line(order.get("buyer_email"))),
         (_("Time"), fmt.when(order.get(_ORDER_TIMES[summary.hook]) or order.get("created_at"))),
     ]
     if summary.hook == "order_out_of_stock_hook":
@@ -133,8 +276,8 @@ def _order(summary: Summary, data: dict, fmt: _Format) -> None:
 
 
 def _alarm(summary: Summary, data: dict, fmt: _Format) -> None:
-    product = data.get("product") or {}
-    name = _text(product.get("name") or product.get("path") or "?")
+    product = _product(data.get("product"))
+    name = line(product.get("name")) or line(product.get("path")) or "?"
     summary.state = WARNING
     if summary.hook == "stock_alarm_hook":
         level = fmt.number(data.get("inventory", "?"))
@@ -152,22 +295,29 @@ def _report(summary: Summary, data: dict, fmt: _Format) -> None:
     currency = data.get("currency")
     summary.state = GOOD
     summary.title = _("Orders of the last 2 days")
-    for day in (data.get("days") or [])[:7]:
+    days = data.get("days")
+    for day in (days if isinstance(days, list) else [])[:7]:
         if isinstance(day, dict):
-            summary.days.append(Day(fmt.day(day.get("date", "")), fmt.number(day.get("order_count", 0)),
-                                    fmt.money(day.get("amount", "0"), day.get("currency", currency))))
+            count = day.get("order_count", 0)
+            summary.days.append(Day(fmt.day(day.get("date", "")) or "?", fmt.number(count),
+                                    fmt.money(day.get("amount", "0"), day.get("currency", currency)), _count(count)))
     if data.get("late"):
         summary.facts.append((_("Note"), _("Sent late: the system was down at the scheduled time.")))
 
 
-def summarize(hook_name: str, data: dict, *, is_test: bool = False) -> Summary:
-    """The event in words, in the current locale (see `merchant_locale()`)."""
+def summarize(hook_name: str, data, *, is_test: bool = False) -> Summary:
+    """The event in words, in the current locale (see `merchant_locale()`), for one of the
+    catalogue's hooks. Never raises for any JSON-like `data` (wrong types at any level, huge or
+    non-finite numbers, lone surrogates, deep nesting, dates at the ends of the calendar): what
+    cannot be understood is shown as "?" or as its one-line text. Every value from the data is
+    passed through `line()`, or is formatted by the product (amounts, counts, times)."""
     config = current_app.config
     tz = config["MERCHANT_TIMEZONE"]
     fmt = _Format(str(get_locale()), tz)
     hook = hooks.get(hook_name)
     summary = Summary(hook=hook_name, hook_label=str(hook.label), title="", state=NEUTRAL,
                       timezone=tz, is_test=is_test, shop=config["MERCHANT_NAME"])
+    data = _object(data)
     if hook.group == hooks.ORDER:
         _order(summary, data, fmt)
     elif hook.group == hooks.INVENTORY:
@@ -177,14 +327,43 @@ def summarize(hook_name: str, data: dict, *, is_test: bool = False) -> Summary:
     return summary
 
 
+# Characters with a meaning in DingTalk's or WeCom's markdown, as look-alikes that have none. Neither
+# service documents backslash escapes, and where they are not honoured `\[x\](y)` is still a link;
+# a full-width bracket is never markup, whatever the client's renderer.
+_MARKDOWN = str.maketrans({
+    "[": "［", "]": "］",     # links [x](y), images ![x](y), references [x][1]
+    "<": "＜", ">": "＞",     # HTML and <font>, autolinks <http://…>, WeCom's <@userid> mentions
+    "*": "＊", "~": "～",     # emphasis, strikethrough
+    "`": "｀", "\\": "＼",    # code; a backslash before the template's closing **
+})
+# An underscore opens or closes emphasis only at the edge of a word; `vpn_monthly` keeps its own.
+_EMPHASIS_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def escape_markdown(value) -> str:
+    """`value` as text that DingTalk and WeCom markdown show as it is: no link, image, mention,
+    tag or emphasis can come out of it. Line breaks are `line()`'s business: `#` and `>` are
+    markup only at the start of a line, where a value never is; `&` is left alone (an entity
+    stands for text, and the product's own labels use the character)."""
+    text = str(value).translate(_MARKDOWN)
+    return _EMPHASIS_UNDERSCORE.sub("＿", text) if "_" in text else text
+
+
 def render(template: str, summary: Summary, **context) -> str:
-    """Render `templates/messages/<template>` for this summary. Message templates are laid out
-    line by line, so block tags do not leave their own line breaks behind."""
+    """Render `templates/messages/<template>` for this summary, escaping every value for the
+    template's target by its extension: `.md` through `escape_markdown()` (each `{{ … }}`, so
+    only the template's own text makes markup), `.html` by Jinja's HTML autoescaping, `.txt` as
+    it is (the summary's values are already one line each). Message templates are laid out line
+    by line, so block tags do not leave their own line breaks behind."""
     app = current_app._get_current_object()
-    env = app.extensions.get("merchant_notify.message_env")
+    markdown = template.endswith(".md")
+    key = "merchant_notify.message_env.markdown" if markdown else "merchant_notify.message_env"
+    env = app.extensions.get(key)
     if env is None:
-        env = app.extensions["merchant_notify.message_env"] = app.jinja_env.overlay(trim_blocks=True,
-                                                                                   lstrip_blocks=True)
+        options = dict(trim_blocks=True, lstrip_blocks=True)
+        if markdown:
+            options["finalize"] = escape_markdown
+        env = app.extensions[key] = app.jinja_env.overlay(**options)
     return env.get_template(f"messages/{template}").render(s=summary, **context).strip()
 
 

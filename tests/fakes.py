@@ -72,11 +72,19 @@ def _parse_query(raw_query: str) -> dict[str, str]:
     return {name: values[0] for name, values in parsed.items()}
 
 
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")
+
+
 def _parse_json(raw: bytes) -> Any:
-    """The body as JSON (UTF-8), or None when it is not valid UTF-8 JSON."""
+    """The body as JSON (UTF-8), or None when it is not valid UTF-8 JSON. Strict, as the services'
+    parsers are: NaN and Infinity (which Python's json writes by default) and `\\ud800` escapes
+    of lone surrogates (which no UTF-8 text holds) are malformed."""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(raw.decode("utf-8"), parse_constant=_not_json)
+        json.dumps(body, ensure_ascii=False).encode("utf-8")  # UnicodeEncodeError for a lone surrogate
+        return body
+    except (UnicodeError, ValueError):
         return None
 
 

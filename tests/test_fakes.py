@@ -175,6 +175,9 @@ def test_dingtalk_signature_checked_before_body(dingtalk):
     json.dumps(text("hi", at={"atMobiles": "13800000000"})).encode(),
     json.dumps(text("hi", at={"atUserIds": [1]})).encode(),
     json.dumps(text("hi", at={"isAtAll": "true"})).encode(),
+    b'{"msgtype": "text", "text": {"content": "x"}, "n": NaN}',  # Python's json writes it; it is not JSON
+    b'{"msgtype": "text", "text": {"content": "x", "n": Infinity}}',
+    b'{"msgtype": "text", "text": {"content": "lone \\ud800 surrogate"}}',
 ])
 def test_dingtalk_malformed_message(dingtalk, body):
     url = dingtalk.add_robot("tok")
@@ -315,6 +318,8 @@ def test_wecom_unknown_or_missing_key(wecom, suffix):
     json.dumps({"msgtype": "text", "text": {}}).encode(),
     json.dumps({"msgtype": "markdown", "markdown": {"content": ""}}).encode(),
     json.dumps({"msgtype": "markdown_v2", "markdown_v2": {"content": 7}}).encode(),
+    b'{"msgtype": "text", "text": {"content": "x", "n": NaN}}',
+    b'{"msgtype": "text", "text": {"content": "lone \\udfff surrogate"}}',
 ])
 def test_wecom_empty_content_or_malformed_json(wecom, body):
     url = wecom.add_robot("k1")

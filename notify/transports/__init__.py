@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from notify.transports.base import (PERMANENT, SUCCESS, TRANSIENT, DeliverySettings, OutgoingRequest, Outcome,
-                                    Transport)
+from notify.transports.base import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, OutgoingRequest,
+                                    Outcome, Transport)
 from notify.transports.dingtalk import DingTalkTransport
 from notify.transports.email import EmailTransport
 from notify.transports.webhook import WebhookTransport
@@ -33,5 +33,5 @@ def transport_for(kind: str) -> type[Transport]:
         raise LookupError(f"no transport for channel kind {kind!r}") from None
 
 
-__all__ = ["METHODS", "PERMANENT", "REGISTRY", "SUCCESS", "TRANSIENT", "DeliverySettings", "OutgoingRequest",
+__all__ = ["METHODS", "PERMANENT", "REGISTRY", "SUCCESS", "TRANSIENT", "CannotPrepare", "DeliverySettings", "OutgoingRequest",
            "Outcome", "Transport", "transport_for"]

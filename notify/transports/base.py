@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 SUCCESS, TRANSIENT, PERMANENT = "success", "transient", "permanent"
 
 
+class CannotPrepare(Exception):
+    """`prepare()` cannot build a request from this event's data, and never will: retrying cannot
+    help. The drain records the delivery as a permanent failure with `reason`, a sentence for the
+    merchant in their language (MERCHANT_LANGUAGE)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass
 class DeliverySettings:
     """The operator's limits for outbound requests, read from the app config by the job."""
@@ -101,6 +111,8 @@ class Transport:
         self.settings = settings
 
     def prepare(self, event: "Event", delivery: "Delivery", timestamp_ms: int) -> OutgoingRequest:
+        """The request for this delivery. Never raises because of the event's data, except
+        `CannotPrepare` when no request can carry it (a WebHook body that is not JSON)."""
         raise NotImplementedError
 
     def send(self, request: OutgoingRequest) -> Outcome:

@@ -7,6 +7,7 @@ change a setting); a server that cannot be reached, or answers 4xx, is tried aga
 """
 from __future__ import annotations
 
+import base64
 import smtplib
 import socket
 import ssl
@@ -21,6 +22,31 @@ from notify import messages
 from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
 
 MAX_RECIPIENTS = 20
+# UTF-8 bytes per encoded word of a header: 52 characters of Base64, a line of at most 73 with
+# `Subject: ` and the word's own markers, so no line needs folding again.
+_WORD_BYTES = 39
+
+
+def encode_header(text: str) -> str:
+    """`text` as a header value that every reader decodes back to `text`, to the character:
+    plain when it is short printable ASCII, else RFC 2047 encoded words (UTF-8, Base64, cut on
+    character boundaries), one per line of a folded header. Flask-Mail's own encoding leaves a
+    long ASCII word unencoded beside encoded ones, and Python's folding then cuts an encoded word
+    in two (an order number of 70 characters garbled the subject). Encoding it all also keeps
+    `=?…?=` in the data from being decoded as if the product had written it. `text` is one line
+    (`Summary.subject`): a line break here would start a header of the data's choosing."""
+    if text.isascii() and text.isprintable() and len(text) <= 60 and "=?" not in text:
+        return text
+    words, chunk, size = [], [], 0
+    for char in text:
+        width = len(char.encode("utf-8"))
+        if size + width > _WORD_BYTES:
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(char)
+        size += width
+    words.append("".join(chunk))
+    return "\n ".join(f"=?utf-8?b?{base64.b64encode(word.encode('utf-8')).decode('ascii')}?=" for word in words)
 
 
 class _TimedConnection(Connection):
@@ -101,13 +127,13 @@ class EmailTransport(Transport):
             summary = messages.summarize(event.hook, event.data, is_test=event.is_test)
             text, html = messages.render("email.txt", summary), messages.render("email.html", summary)
         recipients = list(self.channel.config.get("recipients") or [])
-        message = Message(subject=summary.subject, recipients=recipients, body=text, html=html,
+        message = Message(subject=encode_header(summary.subject), recipients=recipients, body=text, html=html,
                           sender=config["MAIL_DEFAULT_SENDER"],
                           extra_headers={"X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id})
         headers = {"From": message.sender, "To": ", ".join(recipients), "Subject": summary.subject,
                    "X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id}
         # What is shown is the text part; what is sent is the whole MIME message.
-        return OutgoingRequest("SMTP", server_description(config), headers, text.encode("utf-8"), dict(headers),
+        return OutgoingRequest("SMTP", server_description(config), headers, messages.utf8(text), dict(headers),
                                payload=message.as_bytes())
 
     def send(self, request: OutgoingRequest) -> Outcome:
@@ -207,7 +233,7 @@ def send_notice(recipients: list[str], template: str, **context) -> None:
     with messages.merchant_locale():
         text = render_template(f"messages/{template}", shop=config["MERCHANT_NAME"], **context).strip()
     subject, _, body = text.partition("\n")
-    message = Message(subject=subject.strip(), recipients=recipients, body=body.strip() + "\n",
+    message = Message(subject=encode_header(" ".join(subject.split())), recipients=recipients, body=body.strip() + "\n",
                       sender=config["MAIL_DEFAULT_SENDER"])
     mail = current_app.extensions["mail"]
     if mail.suppress:

@@ -21,8 +21,9 @@ MAX_MENTIONS = 20
 
 
 def encode(message: dict) -> bytes:
-    """Compact UTF-8 JSON, Chinese as characters: what the robots' size limits count."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, Chinese as characters: what the robots' size limits count. Lone
+    surrogates (which the settings could still hold) are replaced rather than fail the encoding."""
+    return messages.utf8(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
 
 def _split(value) -> list[str]:

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import math
+from json.encoder import encode_basestring
 from urllib.parse import urlsplit
 
 from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 
-from notify import guard, signing
-from notify.transports.base import PERMANENT, SUCCESS, OutgoingRequest, Outcome, Transport
+from notify import guard, messages, signing
+from notify.transports.base import PERMANENT, SUCCESS, CannotPrepare, OutgoingRequest, Outcome, Transport
 
 AUTH_SIGNATURE = "signature"
 AUTH_PASSWORD = "password"
@@ -19,8 +21,92 @@ STOP_STATUS = 422
 
 
 def encode_body(envelope: dict) -> bytes:
-    """Compact UTF-8 JSON; Chinese product names travel as characters, not \\u escapes."""
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON; Chinese product names travel as characters, not \\u escapes.
+
+    The data goes as it was stored, whatever its depth (past Python's recursion limit it is
+    written without recursion, to the same bytes). Lone surrogates, which UTF-8 cannot carry,
+    become U+FFFD. NaN and Infinity are not JSON, and a receiver's parser would refuse the body
+    on every retry: `CannotPrepare` says so instead."""
+    try:
+        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        text = None
+    except ValueError:
+        raise CannotPrepare(_not_json()) from None
+    if text is None:
+        try:
+            text = dumps_without_recursion(envelope)
+        except ValueError:
+            raise CannotPrepare(_not_json()) from None
+    return messages.utf8(text)
+
+
+def _not_json() -> str:
+    with messages.merchant_locale():
+        return str(_l("The event's data holds a number that JSON cannot carry (NaN, Infinity, or more digits "
+                      "than can be written): a WebHook cannot send it."))
+
+
+class _Token(str):
+    """Punctuation already written out, on `dumps_without_recursion`'s stack beside values."""
+
+
+def _key(key) -> str:
+    # The keys json.dumps accepts, written as it writes them.
+    if isinstance(key, str):
+        return key
+    if key is True or key is False or key is None:
+        return {True: "true", False: "false", None: "null"}[key]
+    if isinstance(key, (int, float)):
+        return _scalar(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _scalar(value) -> str:
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)  # ValueError past the interpreter's digit limit, as json.dumps
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"out of range float value: {value!r}")
+        return float.__repr__(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps_without_recursion(value) -> str:
+    """`json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)`, to the
+    character, with an explicit stack instead of recursion: for data nested deeper than the
+    interpreter's recursion limit allows json to write."""
+    out: list[str] = []
+    stack: list = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is _Token:
+            out.append(item)
+        elif isinstance(item, dict):
+            parts: list = [_Token("{")]
+            for index, (key, member) in enumerate(item.items()):
+                parts += [_Token(("," if index else "") + encode_basestring(_key(key)) + ":"), member]
+            parts.append(_Token("}"))
+            stack.extend(reversed(parts))
+        elif isinstance(item, (list, tuple)):
+            parts = [_Token("[")]
+            for index, member in enumerate(item):
+                if index:
+                    parts.append(_Token(","))
+                parts.append(member)
+            parts.append(_Token("]"))
+            stack.extend(reversed(parts))
+        else:
+            out.append(_scalar(item))
+    return "".join(out)
 
 
 def url_problem(url: str) -> str | None:
