@@ -61,7 +61,8 @@ def index():
         form.load(settings)
         form.test_to.data = request.args.get("test_to") or settings.mail.sender
         return _render(form, settings)
-    action = request.form.get("action", "save")
+    # Which button was pressed: Save (also Enter in a field), Use (a preset) or Save and send test email.
+    action = "preset" if "use_preset" in request.form else "test" if "send_test" in request.form else "save"
     if action == "preset":
         return _apply_preset(form, settings)
     if not form.validate_on_submit():
