@@ -263,11 +263,9 @@ class GeneralSettingsForm(FlaskForm):
 
     def load(self, settings) -> None:
         """Fill from the effective settings (GET). The password never goes back into the page."""
-        values = {"shop_name": settings.shop_name, "currency": settings.currency, "language": settings.language,
-                  "timezone": settings.timezone, "mail_server": settings.mail.host, "mail_port": str(settings.mail.port),
-                  "mail_security": settings.mail.security, "mail_username": settings.mail.username or "",
-                  "mail_sender": settings.mail.sender}
-        for name, value in values.items():
+        from notify.shop_settings import current_values
+
+        for name, value in current_values(settings).items():
             if name in self._fields:
                 self[name].data = value
 

@@ -67,7 +67,7 @@ def index():
         return _apply_preset(form, settings)
     if not form.validate_on_submit():
         return _render(form, settings)
-    cleaned, errors = shop_settings.clean(form.values())
+    cleaned, errors = shop_settings.clean(shop_settings.changed(form.values(), settings))
     to = None
     if action == "test":
         to, problem = shop_settings.check_address(form.test_to.data or cleaned.get("mail_sender")

@@ -198,6 +198,23 @@ def currency_codes() -> list[str]:
     return list(COMMON_CURRENCIES) + rest
 
 
+def current_values(settings: ShopSettings) -> dict:
+    """The effective settings as the page's fields hold them (the password aside)."""
+    return {"shop_name": settings.shop_name, "currency": settings.currency, "language": settings.language,
+            "timezone": settings.timezone, "mail_server": settings.mail.host, "mail_port": str(settings.mail.port),
+            "mail_security": settings.mail.security, "mail_username": settings.mail.username or "",
+            "mail_sender": settings.mail.sender}
+
+
+def changed(values: dict, settings: ShopSettings) -> dict:
+    """The values that differ from what is in force. Only those are checked and stored: a field
+    left as it was keeps following its default (the built-in `merchant-notify@localhost` sender,
+    which is not a deliverable address, does not stop the merchant from renaming the shop)."""
+    current = current_values(settings)
+    return {field: value for field, value in values.items()
+            if field not in current or str(value if value is not None else "").strip() != str(current[field])}
+
+
 def clean(values: dict) -> tuple[dict, dict]:
     """Check what the merchant typed: (the values to store, {field: error}). Only the fields
     present in `values` are checked; the errors are in the current locale."""
