@@ -17,6 +17,7 @@ copy at once.
 """
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -125,22 +126,29 @@ def locked_fields(config) -> dict[str, str]:
 
 
 _cache_lock = threading.Lock()
+_reads = itertools.count(1)
 
 
-def _stored(app) -> dict[str, str]:
-    """The saved `general.*` rows of this app's database, read at most every CACHE_SECONDS."""
+def _stored_read(app) -> tuple[int, dict[str, str]]:
+    """(a number identifying this read, the saved `general.*` rows of this app's database), read
+    at most every CACHE_SECONDS."""
     cached = app.extensions.get("merchant_notify.shop_settings")
     now = time.monotonic()
     if cached is not None and cached[0] > now:
-        return cached[1]
+        return cached[1], cached[2]
     with _cache_lock:
         cached = app.extensions.get("merchant_notify.shop_settings")
         if cached is not None and cached[0] > now:
-            return cached[1]
+            return cached[1], cached[2]
         rows = db.session.execute(select(Setting.key, Setting.value).where(Setting.key.like(PREFIX + "%"))).all()
         values = {key[len(PREFIX):]: value for key, value in rows}
-        app.extensions["merchant_notify.shop_settings"] = (now + CACHE_SECONDS, values)
-        return values
+        read = next(_reads)
+        app.extensions["merchant_notify.shop_settings"] = (now + CACHE_SECONDS, read, values)
+        return read, values
+
+
+def _stored(app) -> dict[str, str]:
+    return _stored_read(app)[1]
 
 
 def forget_cache(app=None) -> None:
@@ -162,13 +170,32 @@ def defaults(config) -> dict:
     }
 
 
+_CONFIG_KEYS = ("MERCHANT_NAME", "MERCHANT_CURRENCY", "MERCHANT_LANGUAGE", "MERCHANT_TIMEZONE", "MAIL_SERVER",
+                "MAIL_PORT", "MAIL_USE_TLS", "MAIL_USE_SSL", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_DEFAULT_SENDER",
+                "MAIL_TIMEOUT")
+
+
 def effective(app=None) -> ShopSettings:
     """The settings in force now, by the precedence rule of this module's docstring."""
     app = app or current_app._get_current_object()
     config = app.config
+    read, stored = _stored_read(app)
+    # The merge is kept while neither the rows nor the config change: it is asked for several
+    # times per delivery (language, time zone, shop name, mail server).
+    key = (read, tuple(config.get(name) for name in _CONFIG_KEYS),
+           tuple(config.get("SETTINGS_FROM_ENVIRONMENT") or ()))
+    merged = app.extensions.get("merchant_notify.shop_settings.merged")
+    if merged is not None and merged[0] == key:
+        return merged[1]
+    settings = _merge(config, stored)
+    app.extensions["merchant_notify.shop_settings.merged"] = (key, settings)
+    return settings
+
+
+def _merge(config, stored: dict) -> ShopSettings:
     values = defaults(config)
     locked = locked_fields(config)
-    for field, raw in _stored(app).items():
+    for field, raw in stored.items():
         if field in values and field not in locked:
             values[field] = _parse(field, raw)
     mail = MailServer(host=values["mail_server"], port=int(values["mail_port"]), security=values["mail_security"],
