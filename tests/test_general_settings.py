@@ -316,6 +316,7 @@ def test_the_first_run_in_chinese_gets_chinese_messages_in_beijing_time(app, cli
     assert (settings.language, settings.timezone) == (language, tz)
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_a_new_merchant_makes_the_email_method_work_without_a_shell(app, client, worker):
     """From the setup page to an order email in the inbox, through pages only."""
     server = authenticating_server()
