@@ -20,11 +20,20 @@ def select_locale() -> str:
 
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():
-        return current_app.config["MERCHANT_LANGUAGE"]
+        from notify import shop_settings
+
+        return shop_settings.effective().language
     chosen = session.get("lang")
     if chosen in languages:
         return chosen
     return request.accept_languages.best_match(languages) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def select_timezone() -> str:
+    """Pages show times in the shop's time zone (Settings › General)."""
+    from notify import shop_settings
+
+    return shop_settings.effective().timezone
 
 
 # Each language named in itself, for the switch on every page.
@@ -60,7 +69,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     login.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)
-    babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: app.config["MERCHANT_TIMEZONE"],
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone,
                    default_translation_directories=str(ROOT / "translations"))
     from flask_babel import format_currency, format_datetime, get_locale
 

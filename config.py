@@ -99,6 +99,12 @@ def _secret_key(instance_path: Path, env: dict) -> str:
     return key
 
 
+# The variables that, when set, lock a field of Settings › General (notify/shop_settings.py).
+SHOP_SETTING_VARIABLES = ("MERCHANT_NAME", "MERCHANT_CURRENCY", "MERCHANT_LANGUAGE", "MERCHANT_TIMEZONE", "MAIL_SERVER",
+                          "MAIL_PORT", "MAIL_USE_TLS", "MAIL_USE_SSL", "MAIL_USERNAME", "MAIL_PASSWORD",
+                          "MAIL_DEFAULT_SENDER")
+
+
 def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
     """Build the Flask config mapping from `env` (default: the process environment)."""
     env = dict(os.environ if env is None else env)
@@ -187,4 +193,7 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         # Set by `make run`: the receiver demo, offered on the notifications page as a first WebHook.
         "RECEIVER_DEMO_URL": env.get("RECEIVER_DEMO_URL") or None,
         "RECEIVER_DEMO_SECRET": env.get("RECEIVER_DEMO_SECRET") or None,
+        # The shop's settings these variables give are defaults for what the merchant has not
+        # saved on Settings › General; the ones set here lock their field (notify/shop_settings.py).
+        "SETTINGS_FROM_ENVIRONMENT": sorted(name for name in SHOP_SETTING_VARIABLES if env.get(name)),
     }

@@ -231,3 +231,55 @@ class SettingsImportForm(FlaskForm):
     file = FileField(_l("Settings file"), validators=[FileRequired(_l("Choose a settings file (JSON) to import."))],
                      render_kw={"accept": "application/json,.json"})
     replace = BooleanField(_l("Also delete the channels that are not in the file"))
+
+
+class GeneralSettingsForm(FlaskForm):
+    """Settings › Configuration › General. The domain (notify/shop_settings.py) checks the values;
+    fields the environment locks are removed from the form (`lock`) and shown read-only."""
+
+    shop_name = StringField(_l("Shop name"), render_kw={"maxlength": 100, "autocomplete": "organization"})
+    currency = SelectField(_l("Currency"), validate_choice=False)
+    language = SelectField(_l("Language of messages"), validate_choice=False, choices=[
+        SelectChoice("en", "English"), SelectChoice("zh_CN", "简体中文")])
+    timezone = SelectField(_l("Time zone"), validate_choice=False)
+    mail_preset = SelectField(_l("Mail service"), validate_choice=False)
+    mail_server = StringField(_l("SMTP host"), render_kw={"autocomplete": "off", "spellcheck": "false",
+                                                          "placeholder": "smtp.qq.com"})
+    mail_port = StringField(_l("Port"), render_kw={"inputmode": "numeric", "autocomplete": "off", "size": 6})
+    mail_security = RadioField(_l("Security"), validate_choice=False, choices=[
+        SelectChoice("ssl", _l("SSL (implicit TLS, usually port 465)")),
+        SelectChoice("starttls", _l("STARTTLS (usually port 587)")),
+        SelectChoice("none", _l("None (port 25, a relay on your own network)"))])
+    mail_username = StringField(_l("User"), render_kw={"autocomplete": "off", "spellcheck": "false"})
+    mail_password = PasswordField(_l("Password or authorisation code"), render_kw={"autocomplete": "new-password"})
+    clear_password = BooleanField(_l("Remove the saved password (the server needs no login)"))
+    mail_sender = StringField(_l("Sender address"), render_kw={"inputmode": "email", "autocomplete": "off",
+                                                               "placeholder": "shop@example.com"})
+    test_to = StringField(_l("Send a test email to"), render_kw={"inputmode": "email", "autocomplete": "off"})
+
+    SETTINGS = ("shop_name", "currency", "language", "timezone", "mail_server", "mail_port", "mail_security",
+                "mail_username", "mail_password", "mail_sender")
+
+    def lock(self, locked: dict) -> None:
+        """Drop the fields the environment sets: they are neither shown as inputs nor saved."""
+        for name in locked:
+            if name in self._fields:
+                del self[name]
+        if "mail_password" in locked:
+            del self["clear_password"]
+
+    def load(self, settings) -> None:
+        """Fill from the effective settings (GET). The password never goes back into the page."""
+        from notify.shop_settings import current_values
+
+        for name, value in current_values(settings).items():
+            if name in self._fields:
+                self[name].data = value
+
+    def values(self) -> dict:
+        """What was typed, by setting; a blank password keeps the saved one (None), unless cleared."""
+        found = {name: self[name].data for name in self.SETTINGS if name in self._fields}
+        if "mail_password" in found:
+            typed = found["mail_password"] or ""
+            found["mail_password"] = "" if self.clear_password.data else (typed or None)
+        return found

@@ -4,12 +4,14 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from extensions import db, login
 from forms import LoginForm, SetupForm
 from models import User
+from notify import shop_settings
 
 bp = Blueprint("auth", __name__)
 
@@ -52,6 +54,8 @@ def setup():
         user = User(username=form.username.data.strip())
         user.set_password(form.password.data)
         db.session.add(user)
+        # First run in Chinese: messages in Chinese, in Beijing time (Settings › General changes it).
+        shop_settings.first_run_defaults(str(get_locale()))
         db.session.commit()
         login_user(user)
         flash(_("Welcome! Your admin account is ready. Add a notification method to get started."), "success")

@@ -12,7 +12,7 @@ from extensions import db
 from forms import ActionForm
 from models import Channel, Delivery, DeliveryStatus
 from models.base import local_to_utc
-from notify import dispatch, hooks, signing
+from notify import dispatch, hooks, shop_settings, signing
 from notify.transports import DeliverySettings, transport_for
 
 bp = Blueprint("deliveries", __name__, url_prefix="/deliveries")
@@ -43,8 +43,8 @@ def index():
         query = query.where(Delivery.channel_id == channel_id)
     if hook in hooks.HOOKS_BY_NAME:
         query = query.where(Delivery.hook == hook)
-    # Days are the merchant's days (MERCHANT_TIMEZONE), compared with UTC timestamps.
-    tz = current_app.config["MERCHANT_TIMEZONE"]
+    # Days are the merchant's days (their time zone), compared with UTC timestamps.
+    tz = shop_settings.effective().timezone
     if since:
         query = query.where(Delivery.created_at >= local_to_utc(since, tz))
     if until:

@@ -13,7 +13,7 @@ from forms import FORMS, ActionForm, ReportTimeForm, RotateForm, SettingsImportF
 from models import Channel
 from notify import channels as channel_service
 from models.base import local_to_utc, utc_to_local, utcnow
-from notify import hooks, recovery, settings_io, signing
+from notify import hooks, recovery, settings_io, shop_settings, signing
 from notify.transports import METHODS, REGISTRY
 from notify.transports.email import server_description
 from notify.transports.webhook import WebhookTransport
@@ -73,9 +73,9 @@ def index():
     mail_attempts = [last[c.id] for c in channels if c.kind == "email" and c.id in last]
     mail_last = max(mail_attempts, key=lambda a: a.started_at, default=None)
     return render_template("notifications/index.html", methods=methods, last=last, groups=hooks.grouped(),
-                           action_form=ActionForm(), mail_server=server_description(current_app.config),
+                           action_form=ActionForm(), mail_server=server_description(),
                            mail_last=mail_last, report_form=ReportTimeForm(time=report.report_time()),
-                           report_last=report.last_run(), timezone=current_app.config["MERCHANT_TIMEZONE"],
+                           report_last=report.last_run(), timezone=shop_settings.effective().timezone,
                            demo_url=current_app.config["RECEIVER_DEMO_URL"], no_channels=not channels)
 
 
@@ -86,7 +86,7 @@ def report_time():
         report.set_report_time(form.time.data)
         db.session.commit()
         flash(_("The daily report will be sent at %(time)s (%(tz)s).", time=form.time.data,
-                tz=current_app.config["MERCHANT_TIMEZONE"]), "success")
+                tz=shop_settings.effective().timezone), "success")
     else:
         flash(" ".join(str(error) for error in form.time.errors), "danger")
     return redirect(url_for("notifications.index") + "#daily-report")
@@ -110,7 +110,7 @@ def _render_form(form, kind: str, channel: Channel | None):
                  "last": channel_service.last_attempts([channel.id]).get(channel.id)}
     return render_template("notifications/channel_form.html", form=form, kind=kind, channel=channel,
                            label=REGISTRY[kind].label, path=PATHS[kind], groups=hooks.grouped(),
-                           mail_server=server_description(current_app.config), **extra)
+                           mail_server=server_description(), **extra)
 
 
 @bp.route("/webhooks/demo", methods=["POST"])
@@ -209,7 +209,7 @@ def toggle(channel_id: int):
 
 def _local_input(moment: datetime) -> str:
     """A stored (UTC) time as the value of an `<input type="datetime-local">`, in the merchant's time."""
-    return utc_to_local(moment, current_app.config["MERCHANT_TIMEZONE"]).strftime("%Y-%m-%dT%H:%M")
+    return utc_to_local(moment, shop_settings.effective().timezone).strftime("%Y-%m-%dT%H:%M")
 
 
 @bp.route("/channels/<int:channel_id>/recover", methods=["GET", "POST"])
@@ -219,7 +219,7 @@ def recover(channel_id: int):
     channel = _channel_or_404(channel_id)
     raw = request.values.get("since") or _local_input(utcnow() - timedelta(days=1))
     try:
-        since = local_to_utc(datetime.strptime(raw, "%Y-%m-%dT%H:%M"), current_app.config["MERCHANT_TIMEZONE"])
+        since = local_to_utc(datetime.strptime(raw, "%Y-%m-%dT%H:%M"), shop_settings.effective().timezone)
     except ValueError:
         flash(_("Give the time as YYYY-MM-DDTHH:MM."), "danger")
         return redirect(url_for("notifications.recover", channel_id=channel.id))

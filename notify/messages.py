@@ -27,7 +27,7 @@ from flask import current_app
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
 
-from notify import hooks
+from notify import hooks, shop_settings
 
 # The colour of a message's state: WeCom's font colours, and a class in the email.
 GOOD, NEUTRAL, WARNING = "info", "comment", "warning"
@@ -311,12 +311,12 @@ def summarize(hook_name: str, data, *, is_test: bool = False) -> Summary:
     non-finite numbers, lone surrogates, deep nesting, dates at the ends of the calendar): what
     cannot be understood is shown as "?" or as its one-line text. Every value from the data is
     passed through `line()`, or is formatted by the product (amounts, counts, times)."""
-    config = current_app.config
-    tz = config["MERCHANT_TIMEZONE"]
+    settings = shop_settings.effective()
+    tz = settings.timezone
     fmt = _Format(str(get_locale()), tz)
     hook = hooks.get(hook_name)
     summary = Summary(hook=hook_name, hook_label=str(hook.label), title="", state=NEUTRAL,
-                      timezone=tz, is_test=is_test, shop=config["MERCHANT_NAME"])
+                      timezone=tz, is_test=is_test, shop=settings.shop_name)
     data = _object(data)
     if hook.group == hooks.ORDER:
         _order(summary, data, fmt)
@@ -368,9 +368,9 @@ def render(template: str, summary: Summary, **context) -> str:
 
 
 def merchant_locale():
-    """A context manager: texts written inside it are in the merchant's language (MERCHANT_LANGUAGE),
-    whatever the language of the browser that caused them."""
-    return force_locale(current_app.config["MERCHANT_LANGUAGE"])
+    """A context manager: texts written inside it are in the merchant's language (Settings › General,
+    else MERCHANT_LANGUAGE), whatever the language of the browser that caused them."""
+    return force_locale(shop_settings.effective().language)
 
 
 def truncate_utf8(text: str, max_bytes: int, note: str = "") -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from flask import current_app
 from sqlalchemy import func, select
 
 from extensions import db
 from models import Channel, Delivery, DeliveryStatus
 from models.base import local_to_utc, utc_to_local, utcnow
+from notify import shop_settings
 
 # How the dashboard groups the statuses.
 GROUPS = {
@@ -33,7 +33,7 @@ class Day:
 
 def deliveries_per_day(days: int = 14) -> list[Day]:
     """The last `days` days, oldest first; one indexed count per day (cancelled ones are left out)."""
-    tz = current_app.config["MERCHANT_TIMEZONE"]
+    tz = shop_settings.effective().timezone
     today = utc_to_local(utcnow(), tz).date()
     result = []
     for offset in range(days - 1, -1, -1):

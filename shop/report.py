@@ -1,9 +1,9 @@
 """The daily report, `order_count_amount_hook`: the last two days' paid orders and their amount.
 
-What it counts (docs/api.md): for each day in the merchant's time zone (MERCHANT_TIMEZONE), the
+What it counts (docs/api.md): for each day in the merchant's time zone (Settings › General), the
 orders *paid* that day that the shop still keeps when the report is made (paid, completed or out
 of stock). An order refunded later drops out of the day it was paid; a cancelled order was never
-paid. The amount is in MERCHANT_CURRENCY; orders in other currencies are counted, and their
+paid. The amount is in the shop's currency (Settings › General); orders in other currencies are counted, and their
 amounts listed per currency in `amounts`.
 
 When it is sent: every day at the time the merchant set (default 09:00), by the scheduler's
@@ -20,14 +20,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from extensions import db
 from models import Order, OrderStatus, ReportRun, Setting, User
 from models.base import utcnow
-from notify import dispatch
+from notify import dispatch, shop_settings
 from notify.jobs import in_app_context
 
 log = logging.getLogger(__name__)
@@ -90,10 +89,10 @@ def day_figures(day: date, tz: ZoneInfo, main_currency: str) -> dict:
 
 def build(report_date: date) -> dict:
     """The event data for the report of `report_date`: that day and the day before."""
-    config = current_app.config
-    tz = ZoneInfo(config["MERCHANT_TIMEZONE"])
-    currency = config["MERCHANT_CURRENCY"]
-    return {"timezone": config["MERCHANT_TIMEZONE"], "currency": currency,
+    settings = shop_settings.effective()
+    tz = ZoneInfo(settings.timezone)
+    currency = settings.currency
+    return {"timezone": settings.timezone, "currency": currency,
             "days": [day_figures(report_date, tz, currency),
                      day_figures(report_date - timedelta(days=1), tz, currency)]}
 
@@ -105,7 +104,7 @@ def run_due(now: datetime | None = None) -> ReportRun | None:
     Moments before the admin account existed are skipped: a fresh install does not start with a
     late report about days it never saw."""
     now = now or utcnow()
-    tz = ZoneInfo(current_app.config["MERCHANT_TIMEZONE"])
+    tz = ZoneInfo(shop_settings.effective().timezone)
     report_date, scheduled = latest_slot(now, tz, report_time())
     installed = db.session.scalar(select(func.min(User.created_at)))
     if installed is None or scheduled < installed:

@@ -60,6 +60,22 @@
     }
   });
 
+  // Settings › General: a mail service preset fills in the host, the port and the security at once
+  // (without JavaScript, its "Use" button does it on the server).
+  document.querySelectorAll("[data-js-hide]").forEach(function (el) { el.hidden = true; });
+  document.querySelectorAll("[data-preset]").forEach(function (select) {
+    select.addEventListener("change", function () {
+      var option = select.options[select.selectedIndex];
+      var form = select.form;
+      if (!option.dataset.host) { return; }
+      if (form.elements.mail_server) { form.elements.mail_server.value = option.dataset.host; }
+      if (form.elements.mail_port) { form.elements.mail_port.value = option.dataset.port; }
+      form.querySelectorAll("input[name=mail_security]").forEach(function (radio) {
+        radio.checked = radio.value === option.dataset.security;
+      });
+    });
+  });
+
   // "Select all" shows whether every box of its group is ticked, and follows single changes.
   document.querySelectorAll("[data-select-all]").forEach(function (all) {
     var boxes = document.querySelectorAll("input[type=checkbox][name='" + all.getAttribute("data-select-all") + "']");

@@ -1,5 +1,7 @@
-"""Email through the SMTP server of the `MAIL_*` settings (Flask-Mail), CHANNELS.md section 4.
+"""Email through the mail server of Settings › General (notify/shop_settings.py), CHANNELS.md section 4.
 
+The SMTP connection is built per send from the effective settings (what the merchant saved, or
+the `MAIL_*` variables), not from Flask-Mail's state, which reads the app config once at start.
 Every message has a plain-text and an HTML part from `templates/messages/`. The SMTP session has
 a timeout (smtplib has none by default, and a dead server would hold a sender thread forever).
 A refused recipient, a refused sender and failed authentication are permanent (the merchant must
@@ -16,9 +18,10 @@ import time
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app, render_template
 from flask_babel import lazy_gettext as _l
-from flask_mail import Connection, Message
+from flask_mail import Message
 
-from notify import messages
+from notify import messages, shop_settings
+from notify.shop_settings import SSL, STARTTLS, MailServer
 from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
 
 MAX_RECIPIENTS = 20
@@ -49,28 +52,28 @@ def encode_header(text: str) -> str:
     return "\n ".join(f"=?utf-8?b?{base64.b64encode(word.encode('utf-8')).decode('ascii')}?=" for word in words)
 
 
-class _TimedConnection(Connection):
-    """Flask-Mail's connection, with a timeout on connecting and on every command."""
+def connect(server: MailServer) -> smtplib.SMTP:
+    """An SMTP session with `server`: connected (with its timeout), TLS as configured, logged in
+    when a user and a password are set. Raises what smtplib raises."""
+    if server.security == SSL:
+        host = smtplib.SMTP_SSL(server.host, server.port, timeout=server.timeout,
+                                context=ssl.create_default_context())
+    else:
+        host = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+    try:
+        if server.security == STARTTLS:
+            host.starttls(context=ssl.create_default_context())
+        if server.username and server.password:
+            host.login(server.username, server.password)
+    except BaseException:
+        host.close()
+        raise
+    return host
 
-    def __init__(self, mail, timeout: float):
-        super().__init__(mail)
-        self.timeout = timeout
 
-    def configure_host(self):
-        factory = smtplib.SMTP_SSL if self.mail.use_ssl else smtplib.SMTP
-        host = factory(self.mail.server, self.mail.port, timeout=self.timeout)
-        if self.mail.use_tls:
-            host.starttls()
-        if self.mail.username and self.mail.password:
-            host.login(self.mail.username, self.mail.password)
-        return host
-
-
-def server_description(config) -> str:
+def server_description() -> str:
     """Which SMTP server is in use, for the page: never the password."""
-    security = "SSL" if config["MAIL_USE_SSL"] else ("STARTTLS" if config["MAIL_USE_TLS"] else "")
-    user = f"{config['MAIL_USERNAME']}@" if config.get("MAIL_USERNAME") else ""
-    return " ".join(part for part in (f"smtp://{user}{config['MAIL_SERVER']}:{config['MAIL_PORT']}", security) if part)
+    return shop_settings.effective().mail.describe()
 
 
 def clean_recipients(raw) -> tuple[list[str], list[str]]:
@@ -99,8 +102,9 @@ class EmailTransport(Transport):
     def __init__(self, channel, settings):
         super().__init__(channel, settings)
         # Read in the app context the drain runs in; `send` runs in a sender thread without one.
-        self.mail = current_app.extensions["mail"]
-        self.timeout = current_app.config["MAIL_TIMEOUT"]
+        # One transport serves one drain's batch, so a change of settings applies to the next.
+        self.server = shop_settings.effective().mail
+        self.suppress = current_app.config["MAIL_SUPPRESS_SEND"]
 
     @classmethod
     def describe(cls, config: dict) -> str:
@@ -122,18 +126,17 @@ class EmailTransport(Transport):
         return {}
 
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
-        config = current_app.config
         with messages.merchant_locale():
             summary = messages.summarize(event.hook, event.data, is_test=event.is_test)
             text, html = messages.render("email.txt", summary), messages.render("email.html", summary)
         recipients = list(self.channel.config.get("recipients") or [])
         message = Message(subject=encode_header(summary.subject), recipients=recipients, body=text, html=html,
-                          sender=config["MAIL_DEFAULT_SENDER"],
+                          sender=self.server.sender,
                           extra_headers={"X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id})
         headers = {"From": message.sender, "To": ", ".join(recipients), "Subject": summary.subject,
                    "X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id}
         # What is shown is the text part; what is sent is the whole MIME message.
-        return OutgoingRequest("SMTP", server_description(config), headers, messages.utf8(text), dict(headers),
+        return OutgoingRequest("SMTP", self.server.describe(), headers, messages.utf8(text), dict(headers),
                                payload=message.as_bytes())
 
     def send(self, request: OutgoingRequest) -> Outcome:
@@ -144,39 +147,51 @@ class EmailTransport(Transport):
 
     def _send(self, request: OutgoingRequest) -> Outcome:
         recipients = [r.strip() for r in request.headers["To"].split(",")]
-        if self.mail.suppress:
+        if self.suppress:
             return Outcome(kind=SUCCESS, response_body="not sent: MAIL_SUPPRESS_SEND is on")
-        try:
-            refused = _sendmail(self.mail, self.timeout, request.headers["From"], recipients, request.payload)
-        except smtplib.SMTPRecipientsRefused as exc:
-            return Outcome(kind=PERMANENT, status=_first_code(exc.recipients), response_body=_replies(exc.recipients),
-                           error=str(_l("The mail server refused every recipient: %(replies)s",
-                                        replies=_replies(exc.recipients))))
-        except smtplib.SMTPAuthenticationError as exc:
-            return Outcome(kind=PERMANENT, status=exc.smtp_code, response_body=_reply(exc),
-                           error=str(_l("The mail server refused the login: check MAIL_USERNAME and MAIL_PASSWORD "
-                                        "(%(reply)s)", reply=_reply(exc))))
-        except smtplib.SMTPSenderRefused as exc:
-            kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
-            return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
-                           error=str(_l("The mail server refused the sender %(sender)s: check MAIL_DEFAULT_SENDER "
-                                        "(%(reply)s)", sender=exc.sender, reply=_reply(exc))))
-        except smtplib.SMTPResponseException as exc:
-            kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
-            return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
-                           error=str(_l("The mail server answered %(reply)s", reply=_reply(exc))))
-        except (smtplib.SMTPException, OSError) as exc:
-            return Outcome(kind=TRANSIENT, error=_connection_problem(exc, request.url, self.timeout))
-        body = "250 accepted"
-        if refused:
-            body += "; " + str(_l("refused: %(replies)s", replies=_replies(refused)))
-        return Outcome(kind=SUCCESS, status=250, response_body=body, error=None)
+        return deliver(self.server, request.headers["From"], recipients, request.payload)
 
 
-def _sendmail(mail, timeout: float, sender: str, recipients: list[str], payload: bytes) -> dict:
+def deliver(server: MailServer, sender: str, recipients: list[str], payload: bytes) -> Outcome:
+    """Send one message in one SMTP session and say how it went, explained for the merchant (in
+    the current locale). Never raises for what the server or the network does."""
+    try:
+        refused = _sendmail(server, sender, recipients, payload)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return Outcome(kind=PERMANENT, status=_first_code(exc.recipients), response_body=_replies(exc.recipients),
+                       error=str(_l("The mail server refused every recipient: %(replies)s",
+                                    replies=_replies(exc.recipients))))
+    except smtplib.SMTPAuthenticationError as exc:
+        return Outcome(kind=PERMANENT, status=exc.smtp_code, response_body=_reply(exc),
+                       error=str(_l("The mail server refused the login (%(reply)s): check the user and the "
+                                    "authorisation code (QQ Mail and 163 Mail need an authorisation code, not the "
+                                    "login password).", reply=_reply(exc))))
+    except smtplib.SMTPSenderRefused as exc:
+        kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
+        return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
+                       error=str(_l("The mail server refused the sender %(sender)s: check the sender address; many "
+                                    "servers accept only the address of the user who logs in (%(reply)s)",
+                                    sender=exc.sender, reply=_reply(exc))))
+    except smtplib.SMTPResponseException as exc:
+        kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
+        return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
+                       error=str(_l("The mail server answered %(reply)s", reply=_reply(exc))))
+    except smtplib.SMTPNotSupportedError as exc:
+        return Outcome(kind=PERMANENT, error=str(_l(
+            "The mail server %(server)s does not offer what these settings need (%(error)s): check the security "
+            "setting (port 465 is usually SSL, 587 STARTTLS).", server=server.describe(), error=exc)))
+    except (smtplib.SMTPException, OSError) as exc:
+        return Outcome(kind=TRANSIENT, error=_connection_problem(exc, server))
+    body = "250 accepted"
+    if refused:
+        body += "; " + str(_l("refused: %(replies)s", replies=_replies(refused)))
+    return Outcome(kind=SUCCESS, status=250, response_body=body, error=None)
+
+
+def _sendmail(server: MailServer, sender: str, recipients: list[str], payload: bytes) -> dict:
     """One SMTP session: connect (with a timeout), log in if configured, send, quit. Returns the
     refused recipients, as smtplib does; raises what smtplib raises."""
-    host = _TimedConnection(mail, timeout).configure_host()
+    host = connect(server)
     try:
         return host.sendmail(sender, recipients, payload)
     finally:
@@ -208,34 +223,53 @@ def _first_code(recipients: dict) -> int | None:
     return next((code for code, _ in recipients.values()), None)
 
 
-def _connection_problem(exc: BaseException, server: str, timeout: float) -> str:
+def _connection_problem(exc: BaseException, server: MailServer) -> str:
+    where = server.describe()
     if isinstance(exc, ConnectionRefusedError):
-        return str(_l("Connection refused by %(server)s: is the mail server running? (MAIL_SERVER, MAIL_PORT)",
-                      server=server))
+        return str(_l("Connection refused by %(server)s: this server cannot reach the mail server. Check the host, "
+                      "the port and the firewall.", server=where))
     # smtplib reports a silent server as "Connection unexpectedly closed: timed out".
     if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in str(exc):
-        return str(_l("The mail server %(server)s did not answer within %(seconds)s s", server=server,
-                      seconds=f"{timeout:g}"))
+        return str(_l("The mail server %(server)s did not answer within %(seconds)s s: this server cannot reach it. "
+                      "Check the host, the port and the firewall.", server=where, seconds=f"{server.timeout:g}"))
     if isinstance(exc, socket.gaierror):
-        return str(_l("DNS lookup failed for the mail server %(server)s", server=server))
+        return str(_l("DNS lookup failed for the mail server %(server)s: check the host name", server=where))
     if isinstance(exc, ssl.SSLError):
-        return str(_l("TLS error talking to the mail server %(server)s: %(error)s", server=server, error=exc))
+        return str(_l("TLS error talking to the mail server %(server)s: %(error)s. Check the security setting "
+                      "(port 465 is usually SSL, 587 STARTTLS).", server=where, error=exc))
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return str(_l("The mail server %(server)s closed the connection", server=server))
-    return str(_l("Could not talk to the mail server %(server)s: %(error)s", server=server,
+        return str(_l("The mail server %(server)s closed the connection", server=where))
+    return str(_l("Could not talk to the mail server %(server)s: %(error)s", server=where,
                   error=f"{type(exc).__name__}: {exc}"))
 
 
-def send_notice(recipients: list[str], template: str, **context) -> None:
-    """Email the merchant about the product itself (not an event): `templates/messages/<template>`,
-    whose first line is the subject, in the merchant's language. Raises when the server refuses."""
-    config = current_app.config
+def notice(recipients: list[str], template: str, **context) -> Message:
+    """A message about the product itself (not an event): `templates/messages/<template>`, whose
+    first line is the subject, in the merchant's language, from the configured sender."""
+    settings = shop_settings.effective()
     with messages.merchant_locale():
-        text = render_template(f"messages/{template}", shop=config["MERCHANT_NAME"], **context).strip()
+        text = render_template(f"messages/{template}", shop=settings.shop_name, **context).strip()
     subject, _, body = text.partition("\n")
-    message = Message(subject=encode_header(" ".join(subject.split())), recipients=recipients, body=body.strip() + "\n",
-                      sender=config["MAIL_DEFAULT_SENDER"])
-    mail = current_app.extensions["mail"]
-    if mail.suppress:
+    return Message(subject=encode_header(" ".join(subject.split())), recipients=recipients,
+                   body=body.strip() + "\n", sender=settings.mail.sender)
+
+
+def send_notice(recipients: list[str], template: str, **context) -> None:
+    """Email the merchant about the product itself. Raises when the server refuses."""
+    message = notice(recipients, template, **context)
+    if current_app.config["MAIL_SUPPRESS_SEND"]:
         return
-    _sendmail(mail, config["MAIL_TIMEOUT"], message.sender, recipients, message.as_bytes())
+    _sendmail(shop_settings.effective().mail, message.sender, recipients, message.as_bytes())
+
+
+def send_test_email(to: str) -> Outcome:
+    """Send the test email of Settings › General to `to` through the effective mail server, now,
+    and say how it went (the explanation in the current locale: the page's)."""
+    server = shop_settings.effective().mail
+    message = notice([to], "test_email.txt", server=server.describe())
+    if current_app.config["MAIL_SUPPRESS_SEND"]:
+        return Outcome(kind=SUCCESS, response_body="not sent: MAIL_SUPPRESS_SEND is on")
+    started = time.perf_counter()
+    outcome = deliver(server, message.sender, [to], message.as_bytes())
+    outcome.duration_ms = int((time.perf_counter() - started) * 1000)
+    return outcome
