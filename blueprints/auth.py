@@ -1,4 +1,4 @@
-"""Log in, log out, and the first-run page that creates the admin account."""
+"""Log in, log out, change the password, and the first-run page that creates the admin account."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from extensions import db, login
-from forms import LoginForm, SetupForm
+from forms import LoginForm, PasswordChangeForm, SetupForm
 from models import User
 
 bp = Blueprint("auth", __name__)
@@ -18,8 +18,9 @@ login.login_message = None  # the login page says it itself; a flash on top woul
 
 
 @login.user_loader
-def load_user(user_id: str):
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str):
+    # The session version in the id ends copied cookies at logout and at a password change.
+    return User.from_session(session_id)
 
 
 def has_admin() -> bool:
@@ -65,8 +66,8 @@ def login_page():
         return redirect(url_for("notifications.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(db.select(User).filter_by(username=form.username.data.strip()))
-        if user is not None and user.check_password(form.password.data):
+        user = User.authenticate(form.username.data.strip(), form.password.data)
+        if user is not None:
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
         form.password.errors.append(_("Wrong username or password."))
@@ -76,9 +77,31 @@ def login_page():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    # Every session of this admin ends, not only this browser's: a copy of the cookie taken
+    # before (another device, a stolen one) is worth nothing afterwards.
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login_page"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    """Current password, new one twice. Every other session of this admin ends; this one goes on."""
+    form = PasswordChangeForm()
+    user = current_user._get_current_object()
+    if form.validate_on_submit():
+        if not user.check_password(form.current.data):
+            form.current.errors.append(_("This is not your current password."))
+        else:
+            user.set_password(form.password.data)
+            db.session.commit()
+            login_user(user)  # this session, under the new session version
+            flash(_("Your password is changed. Every other session was logged out."), "success")
+            return redirect(url_for("dashboard.index"))
+    return render_template("auth/password.html", form=form)
 
 
 @bp.route("/")

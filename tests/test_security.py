@@ -67,3 +67,87 @@ def test_no_template_has_inline_script_or_style():
             if re.search(pattern, text, re.IGNORECASE):
                 offending.append((str(path.relative_to(root)), pattern))
     assert offending == []
+
+
+# -- sessions --------------------------------------------------------------------------------
+
+def _session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def _copy_of(app, cookie: str):
+    """Another browser (or a thief) holding a copy of the cookie."""
+    other = app.test_client()
+    other.set_cookie("session", cookie)
+    return other
+
+
+def test_a_copied_cookie_stops_working_at_logout(app, login):
+    copy = _copy_of(app, _session_cookie(login))
+    assert copy.get("/settings/notifications/").status_code == 200  # the copy works while logged in
+    assert login.post("/logout").status_code == 302
+    response = copy.get("/settings/notifications/")
+    assert response.status_code == 302 and "/login" in response.location
+    assert login.get("/settings/notifications/").status_code == 302
+
+
+def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(app, login, admin):
+    copy = _copy_of(app, _session_cookie(login))
+    assert copy.get("/dashboard").status_code == 200
+    page = login.get("/account/password").text
+    assert "Current password" in page
+    response = login.post("/account/password", data={"current": admin["password"], "password": "a new secret",
+                                                     "confirm": "a new secret"})
+    assert response.status_code == 302
+    assert "Your password is changed." in login.get(response.location).text
+    assert login.get("/settings/notifications/").status_code == 200  # this browser stays logged in
+    response = copy.get("/settings/notifications/")
+    assert response.status_code == 302 and "/login" in response.location
+    # The new password is the one that works now.
+    fresh = app.test_client()
+    assert fresh.post("/login", data=admin).status_code == 200
+    assert fresh.post("/login", data={"username": admin["username"], "password": "a new secret"}).status_code == 302
+
+
+def test_changing_the_password_needs_the_current_one(app, login, admin):
+    page = login.post("/account/password", data={"current": "not it", "password": "a new secret",
+                                                 "confirm": "a new secret"}).text
+    assert "This is not your current password." in page
+    page = login.post("/account/password", data={"current": admin["password"], "password": "a new secret",
+                                                 "confirm": "another"}).text
+    assert "The two passwords differ." in page
+    with app.app_context():
+        from extensions import db
+        from models import User
+
+        assert db.session.scalar(db.select(User)).check_password(admin["password"])
+
+
+def test_the_header_links_to_the_password_page(login):
+    assert 'href="/account/password"' in login.get("/dashboard").text
+
+
+def test_a_new_password_from_the_command_line_ends_sessions_too(app, login, runner, admin):
+    assert login.get("/dashboard").status_code == 200
+    result = runner.invoke(args=["create-admin", admin["username"], "--password", "from the shell"])
+    assert result.exit_code == 0, result.output
+    assert login.get("/dashboard").status_code == 302
+
+
+def test_a_cookie_with_the_bare_user_id_is_refused(app, admin):
+    """Sessions from before session versions (or forged ids without one) do not log anyone in."""
+    client = app.test_client()
+    with app.app_context():
+        from extensions import db
+        from models import User
+
+        user_id = db.session.scalar(db.select(User.id))
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user_id)
+        session["_fresh"] = True
+    assert client.get("/dashboard").status_code == 302
+    with client.session_transaction() as session:
+        session["_user_id"] = f"{user_id}:1"
+    assert client.get("/dashboard").status_code == 200
