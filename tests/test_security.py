@@ -151,3 +151,40 @@ def test_a_cookie_with_the_bare_user_id_is_refused(app, admin):
     with client.session_transaction() as session:
         session["_user_id"] = f"{user_id}:1"
     assert client.get("/dashboard").status_code == 200
+
+
+# -- known and unknown usernames cost the same -----------------------------------------------
+
+def test_an_unknown_username_checks_a_hash_of_the_same_method(client, admin, monkeypatch):
+    import models.users
+
+    checked = []
+    real = models.users.check_password_hash
+
+    def counting(pwhash, password):
+        checked.append(pwhash.split("$")[0])  # the method and its parameters, e.g. scrypt:32768:8:1
+        return real(pwhash, password)
+
+    monkeypatch.setattr(models.users, "check_password_hash", counting)
+    client.post("/login", data={"username": admin["username"], "password": "wrong"})
+    assert len(checked) == 1
+    client.post("/login", data={"username": "nobody-by-this-name", "password": "wrong"})
+    assert len(checked) == 2 and checked[0] == checked[1]
+
+
+def test_known_and_unknown_usernames_take_about_as_long(client, admin):
+    """Loosely, from the outside: before, a known username took ~30 times as long as an unknown one."""
+    import statistics
+    import time
+
+    def timed(username):
+        started = time.perf_counter()
+        client.post("/login", data={"username": username, "password": "wrong"})
+        return time.perf_counter() - started
+
+    known, unknown = [], []
+    for _ in range(5):  # interleaved, so load on the machine affects both alike
+        known.append(timed(admin["username"]))
+        unknown.append(timed("nobody-by-this-name"))
+    ratio = statistics.median(known) / statistics.median(unknown)
+    assert 1 / 3 < ratio < 3, (known, unknown)
