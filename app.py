@@ -9,7 +9,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 from flask import Flask, current_app, has_request_context, request, session
 
-from extensions import babel, csrf, db, login, mail, migrate
+from extensions import babel, csrf, db, limiter, login, mail, migrate
 
 ROOT = Path(__file__).resolve().parent
 
@@ -81,6 +81,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     login.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage_uri(app))
+    # Short timeouts: a Redis that hangs delays a login by about a second, then it goes through.
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
+    limiter.init_app(app)
+    # The only limits are the ones decorating the auth views, which check in their own wrapper;
+    # Flask-Limiter's check before every request (for app-wide limits, of which there are none)
+    # would cost each events API call about 15 µs for nothing.
+    app.before_request_funcs[None].remove(limiter._check_request_limit)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=lambda: app.config["MERCHANT_TIMEZONE"],
                    default_translation_directories=str(ROOT / "translations"))
     from flask_babel import format_currency, format_datetime, get_locale
@@ -102,6 +110,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_cli(app)
     _configure_sqlite(app)
     return app
+
+
+def _limiter_storage_uri(app: Flask) -> str:
+    """The login limiter counts in the app's Redis (REDIS_URL, else the embedded one under the
+    instance folder, whose socket is known without starting it: nothing starts in create_app;
+    until something starts it, the limiter logs and lets logins through)."""
+    url = app.config.get("REDIS_URL") or f"unix://{Path(app.instance_path).resolve() / 'redis' / 'redis.sock'}"
+    # The limits library names Unix sockets redis+unix://; redis-py, unix://.
+    return "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
 
 
 def _configure_sqlite(app: Flask) -> None:

@@ -188,3 +188,154 @@ def test_known_and_unknown_usernames_take_about_as_long(client, admin):
         unknown.append(timed("nobody-by-this-name"))
     ratio = statistics.median(known) / statistics.median(unknown)
     assert 1 / 3 < ratio < 3, (known, unknown)
+
+
+# -- throttled password guessing -------------------------------------------------------------
+
+def _wrong(client, username="merchant", **kwargs):
+    return client.post("/login", data={"username": username, "password": "wrong guess"}, **kwargs)
+
+
+def test_wrong_passwords_for_one_username_are_refused_after_ten(client, admin):
+    answers = [_wrong(client).status_code for _ in range(12)]
+    assert answers == [200] * 10 + [429] * 2
+    response = client.post("/login", data=admin)  # the right password too, until the window passes
+    assert response.status_code == 429
+    page = response.text
+    assert "Too many failed attempts. Try again in 15 minutes." in page
+    # Next to the password field, in the form that keeps the username typed.
+    assert 'id="password-error"' in page and 'value="merchant"' in page
+    assert 890 <= int(response.headers["Retry-After"]) <= 900
+    assert client.get("/settings/notifications/").status_code == 302
+    # Another username from the same address is still answered (its own count, and the
+    # address's 30 are not used up).
+    assert _wrong(client, "someone-else").status_code == 200
+
+
+def test_the_right_password_works_again_once_the_window_passes(app, client, admin):
+    app.config.update(LOGIN_FAILURES_PER_USERNAME=3, LOGIN_FAILURE_WINDOW=2)
+    assert [_wrong(client).status_code for _ in range(4)] == [200, 200, 200, 429]
+    response = client.post("/login", data=admin)
+    assert response.status_code == 429 and 1 <= int(response.headers["Retry-After"]) <= 2
+    assert "Try again in 1 minute." in response.text
+    import time
+
+    time.sleep(2.1)
+    assert client.post("/login", data=admin).status_code == 302
+
+
+def test_a_successful_login_does_not_count(app, client, admin):
+    app.config.update(LOGIN_FAILURES_PER_USERNAME=2)
+    for _ in range(4):
+        assert client.post("/login", data=admin).status_code == 302
+        client.post("/logout")
+    assert _wrong(client).status_code == 200
+
+
+def test_one_address_gets_thirty_failures_whatever_the_usernames(client, admin):
+    answers = [_wrong(client, f"user{n}").status_code for n in range(31)]
+    assert answers == [200] * 30 + [429]
+    assert _wrong(client, "user-new").status_code == 429
+    # Another address is not held up by it.
+    assert client.post("/login", data=admin, environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 302
+
+
+def test_the_setup_page_is_throttled_by_address(client):
+    bad = {"username": "boss", "password": "short", "confirm": "other"}
+    answers = [client.post("/setup", data=bad).status_code for _ in range(31)]
+    assert answers == [200] * 30 + [429]
+    good = {"username": "boss", "password": "longenough", "confirm": "longenough"}
+    response = client.post("/setup", data=good)
+    assert response.status_code == 429 and "Too many failed attempts." in response.text
+
+
+def test_the_password_change_is_throttled_by_username(login, admin):
+    def attempt(current):
+        return login.post("/account/password", data={"current": current, "password": "a new secret",
+                                                     "confirm": "a new secret"})
+
+    assert [attempt("not it").status_code for _ in range(11)] == [200] * 10 + [429]
+    response = attempt(admin["password"])
+    assert response.status_code == 429
+    assert 'id="current-error"' in response.text and "Too many failed attempts." in response.text
+
+
+def test_the_message_is_translated(client, admin):
+    for _ in range(10):
+        _wrong(client)
+    page = _wrong(client, headers={"Accept-Language": "zh-CN"}).text
+    assert "失败次数过多" in page
+
+
+def test_each_app_counts_apart(app, client, admin, redis_url, queue_name):
+    """Keys carry RQ_QUEUE: two installs on one Redis (and two tests) do not share counts."""
+    import redis
+
+    _wrong(client)
+    keys = [k.decode() for k in redis.Redis.from_url(redis_url).scan_iter(f"*{queue_name}:username:*")]
+    assert len(keys) == 1 and admin["username"] not in keys[0]
+
+
+def test_logins_work_while_redis_is_down(app_env, admin, caplog):
+    """The limiter fails open: without Redis there is no throttle, but the merchant can log in."""
+    from app import create_app
+    from tests.conftest import free_port
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    client = app.test_client()
+    with caplog.at_level("ERROR", logger="flask-limiter"):
+        assert _wrong(client).status_code == 200
+        assert client.post("/login", data=admin).status_code == 302
+    assert "Failed to rate limit" in caplog.text
+
+
+@pytest.mark.processes
+def test_from_outside_two_gunicorn_workers_share_the_count(app_env, admin, tmp_path):
+    """The admin as deployed (gunicorn, two worker processes, CSRF on), guessed at over HTTP: the
+    count lives in Redis, so the 11th wrong password is refused whichever process answers it. (The
+    window is 8 s here; refusals cost no hash, so the 30 attempts take well under that.)"""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from tests.conftest import ROOT, free_port
+
+    port = free_port()
+    log = open(tmp_path / "gunicorn.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
+                               "app:create_app()"], cwd=ROOT, env={**os.environ, **app_env,
+                                                                   "LOGIN_FAILURE_WINDOW": "8"},
+                              stdout=log, stderr=log, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                requests.get(base + "/login", timeout=1)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+
+        def attempt(password):
+            browser = requests.Session()  # a new connection each time: either worker may answer
+            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"',
+                              browser.get(base + "/login", timeout=5).text).group(1)
+            return browser.post(base + "/login", data={"username": admin["username"], "password": password,
+                                                        "csrf_token": token}, allow_redirects=False, timeout=5)
+
+        answers = [attempt("wrong guess").status_code for _ in range(30)]
+        assert answers.index(429) == 10 and set(answers[10:]) == {429}
+        refused = attempt(admin["password"])
+        assert refused.status_code == 429 and "Too many failed attempts." in refused.text
+        assert refused.headers["Content-Security-Policy"].startswith("default-src 'self'")
+        time.sleep(int(refused.headers["Retry-After"]) + 0.2)
+        assert attempt(admin["password"]).status_code == 302
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(10)
