@@ -293,7 +293,7 @@ def test_logins_work_while_redis_is_down(app_env, admin, caplog):
 def test_from_outside_two_gunicorn_workers_share_the_count(app_env, admin, tmp_path):
     """The admin as deployed (gunicorn, two worker processes, CSRF on), guessed at over HTTP: the
     count lives in Redis, so the 11th wrong password is refused whichever process answers it. (The
-    window is 8 s here; refusals cost no hash, so the 30 attempts take well under that.)"""
+    window is 10 s here; refusals cost no hash, so the 30 attempts take well under that.)"""
     import os
     import re
     import signal
@@ -309,16 +309,16 @@ def test_from_outside_two_gunicorn_workers_share_the_count(app_env, admin, tmp_p
     log = open(tmp_path / "gunicorn.log", "w")
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                                "app:create_app()"], cwd=ROOT, env={**os.environ, **app_env,
-                                                                   "LOGIN_FAILURE_WINDOW": "8"},
+                                                                   "LOGIN_FAILURE_WINDOW": "10"},
                               stdout=log, stderr=log, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 30
         while True:
             try:
-                requests.get(base + "/login", timeout=1)
+                requests.get(base + "/login", timeout=5)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.1)
 
@@ -339,3 +339,93 @@ def test_from_outside_two_gunicorn_workers_share_the_count(app_env, admin, tmp_p
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(10)
+
+
+# -- credentials in the curl block only after a reveal ---------------------------------------
+
+CURL_SECRET = "whsec_curl_block_secret_0123456789"
+
+
+def _curl_block(page: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.search(r'<pre class="code" id="curl">(.*?)</pre>', page, re.S).group(1))
+
+
+def _run(command: str):
+    """The command as the merchant would paste it into a shell."""
+    import subprocess
+
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=20)
+
+
+def _test_delivery(login, channel_id: int) -> str:
+    response = login.post(f"/settings/notifications/channels/{channel_id}/test", data={"hook": "order_pay_hook"})
+    assert response.status_code == 302
+    return response.location.rsplit("/", 1)[-1]
+
+
+def test_a_test_results_curl_is_masked_until_revealed_and_then_works(login, receiver_demo, make_webhook):
+    demo = receiver_demo(secret=CURL_SECRET)
+    delivery_id = _test_delivery(login, make_webhook(demo.url, secret=CURL_SECRET))
+    page = login.get(f"/deliveries/{delivery_id}").text
+    masked = _curl_block(page)
+    assert CURL_SECRET not in page
+    assert "'X-Apsdai-Token: ••••••••" in masked and "'X-Apsdai-Signature-256: ••••••••" in masked
+    assert "Reveal credentials" in page
+    # The masked command is refused by the receiver: it holds no credential.
+    assert '"ok":false' in _run(masked).stdout
+    assert [e for e in demo.events() if e["verified"]] == []
+
+    response = login.post(f"/deliveries/{delivery_id}/curl")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+    revealed = _curl_block(response.text)
+    assert "••••" not in revealed and "Reveal credentials" not in response.text
+    assert '"ok":true' in _run(revealed).stdout
+    (received,) = [e for e in demo.events() if e["verified"]]
+    assert received["delivery"] == delivery_id
+
+
+def test_a_deliverys_curl_hides_the_password_until_revealed(login, api_token, make_webhook):
+    make_webhook("http://127.0.0.1:9/hook", secret="the-receivers-password", auth_mode="password")
+    response = login.post("/api/v1/events", json={"event": "order_create_hook", "data": {"order": {"order_no": "A1"}}},
+                          headers={"Authorization": f"Bearer {api_token}"})
+    assert response.status_code == 202
+    from extensions import db
+    from models import Delivery
+
+    with login.application.app_context():
+        delivery_id = db.session.scalar(db.select(Delivery.id))
+    page = login.get(f"/deliveries/{delivery_id}").text
+    assert "the-receivers-password" not in page and "X-Apsdai-Token: ••••••••word" in _curl_block(page)
+    revealed = login.post(f"/deliveries/{delivery_id}/curl").text
+    assert "'X-Apsdai-Token: the-receivers-password'" in _curl_block(revealed)
+
+
+def test_a_robots_key_stays_masked_in_the_curl_until_revealed(login, make_channel, dingtalk):
+    url = dingtalk.add_robot("robot-token-0123456789abcdef")
+    delivery_id = _test_delivery(login, make_channel("dingtalk", {"url": url}))
+    page = login.get(f"/deliveries/{delivery_id}").text
+    assert "robot-token-0123456789abcdef" not in page
+    assert "access_token=••••••••cdef" in _curl_block(page)
+    assert "access_token=robot-token-0123456789abcdef" in _curl_block(login.post(f"/deliveries/{delivery_id}/curl").text)
+
+
+def test_the_reveal_needs_a_csrf_token(app_env, admin, make_webhook):
+    import re
+
+    from app import create_app
+
+    app = create_app({"TESTING": True})  # CSRF on, as in production
+    client = app.test_client()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").text).group(1)
+    assert client.post("/login", data=dict(admin, csrf_token=token)).status_code == 302
+    channel_id = make_webhook("http://127.0.0.1:9/hook", secret=CURL_SECRET)
+    page = client.get("/settings/notifications/").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    delivery_id = client.post(f"/settings/notifications/channels/{channel_id}/test",
+                              data={"hook": "order_pay_hook", "csrf_token": token}).location.rsplit("/", 1)[-1]
+    assert client.post(f"/deliveries/{delivery_id}/curl").status_code == 400  # no token: refused
+    response = client.post(f"/deliveries/{delivery_id}/curl", data={"csrf_token": token})
+    assert response.status_code == 200 and "••••" not in _curl_block(response.text)
