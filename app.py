@@ -82,7 +82,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     mail.init_app(app)
     app.config.setdefault("RATELIMIT_STORAGE_URI", _limiter_storage_uri(app))
-    # Short timeouts: a Redis that hangs delays a login by about a second, then it goes through.
+    # Short timeouts: a Redis that hangs delays a login by a second or two (the check, the count), then
+    # it goes through.
     app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 1, "socket_timeout": 1})
     limiter.init_app(app)
     # The only limits are the ones decorating the auth views, which check in their own wrapper;
