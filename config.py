@@ -189,6 +189,12 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE"), False),
+        # Failed logins (and setup and password-change attempts) allowed in any window of
+        # LOGIN_FAILURE_WINDOW seconds, per username and per client address; then 429 until the
+        # oldest failure leaves the window, even for the right password.
+        "LOGIN_FAILURES_PER_USERNAME": _positive(env, "LOGIN_FAILURES_PER_USERNAME", 10),
+        "LOGIN_FAILURES_PER_ADDRESS": _positive(env, "LOGIN_FAILURES_PER_ADDRESS", 30),
+        "LOGIN_FAILURE_WINDOW": _positive(env, "LOGIN_FAILURE_WINDOW", 15 * 60),
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Set by `make run`: the receiver demo, offered on the notifications page as a first WebHook.
         "RECEIVER_DEMO_URL": env.get("RECEIVER_DEMO_URL") or None,

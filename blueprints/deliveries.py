@@ -78,22 +78,36 @@ def _load(delivery_id: str) -> Delivery:
     return db.session.get(Delivery, delivery_id) or abort(404)
 
 
-def _curl(delivery: Delivery) -> str | None:
+def _curl(delivery: Delivery, reveal: bool = False) -> str | None:
     """A curl command that sends this delivery again, freshly signed: valid for the receiver's
-    timestamp tolerance, so the merchant can reproduce what the worker did from their shell."""
+    timestamp tolerance, so the merchant can reproduce what the worker did from their shell.
+    Its credentials are masked unless `reveal`."""
     channel = delivery.channel
     if channel is None:
         return None
 
     transport = transport_for(channel.kind)(channel, DeliverySettings.from_config(current_app.config))
-    return transport.prepare(delivery.event, delivery, signing.now_ms()).curl()
+    request_ = transport.prepare(delivery.event, delivery, signing.now_ms())
+    return request_.curl() if reveal else request_.masked_curl()
 
 
 @bp.route("/<delivery_id>")
 def detail(delivery_id: str):
     delivery = _load(delivery_id)
-    return render_template("deliveries/detail.html", delivery=delivery, curl=_curl(delivery),
+    return render_template("deliveries/detail.html", delivery=delivery, curl=_curl(delivery), revealed=False,
                            action_form=ActionForm())
+
+
+@bp.route("/<delivery_id>/curl", methods=["POST"])
+def reveal_curl(delivery_id: str):
+    """The delivery's page with the curl command's credentials in clear: only on an explicit POST
+    (with its CSRF token), and never stored by a cache or the browser's history."""
+    delivery = _load(delivery_id)
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("deliveries.detail", delivery_id=delivery_id))
+    page = render_template("deliveries/detail.html", delivery=delivery, curl=_curl(delivery, reveal=True),
+                           revealed=True, action_form=ActionForm())
+    return page, 200, {"Cache-Control": "no-store"}
 
 
 @bp.route("/<delivery_id>/redeliver", methods=["POST"])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -13,20 +14,67 @@ from extensions import db
 from models.base import utcnow
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made with the same method as real ones, checked when the
+    username is unknown. Made on first use, not at import time (it costs as much as a login)."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 class User(UserMixin, db.Model):
-    """An admin of the merchant's notifications."""
+    """An admin of the merchant's notifications.
+
+    A session is valid only while it carries the user's current `session_version` (see
+    `get_id`): logging out and changing the password move it on, so every cookie issued before,
+    copies included, stops working.
+    """
 
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def set_password(self, password: str) -> None:
+        """A new password ends every session of this user (the caller commits)."""
         self.password_hash = generate_password_hash(password)
+        if self.id is not None:
+            self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+    def end_sessions(self) -> None:
+        """Make every session cookie issued so far invalid (the caller commits)."""
+        self.session_version = (self.session_version or 1) + 1
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session: the id and the session version."""
+        return f"{self.id}:{self.session_version}"
+
+    @classmethod
+    def from_session(cls, session_id: str) -> "User | None":
+        """The user of a session id from `get_id`, or None when it is malformed or out of date
+        (issued before a logout or a password change, or by a version that kept the bare id)."""
+        user_id, _, version = session_id.partition(":")
+        if not (user_id.isdigit() and version.isdigit()):
+            return None
+        user = db.session.get(cls, int(user_id))
+        if user is None or user.session_version != int(version):
+            return None
+        return user
+
+    @classmethod
+    def authenticate(cls, username: str, password: str) -> "User | None":
+        """The user whose name and password these are, or None. An unknown name costs the same
+        as a wrong password (a dummy hash of the same method is checked), so the time taken does
+        not tell which usernames exist."""
+        user = db.session.scalar(db.select(cls).filter_by(username=username))
+        if user is None:
+            check_password_hash(_dummy_hash(), password)
+            return None
+        return user if user.check_password(password) else None
 
 
 class ApiToken(db.Model):

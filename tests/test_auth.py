@@ -20,9 +20,12 @@ PROTECTED = [
     ("GET", "/deliveries/dlv_x"),
     ("GET", "/deliveries/dlv_x/result"),
     ("POST", "/deliveries/dlv_x/redeliver"),
+    ("POST", "/deliveries/dlv_x/curl"),
     ("GET", "/settings/tokens/"),
     ("POST", "/settings/tokens/"),
     ("POST", "/settings/tokens/1/revoke"),
+    ("GET", "/account/password"),
+    ("POST", "/account/password"),
     ("POST", "/logout"),
 ]
 

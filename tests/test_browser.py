@@ -61,11 +61,18 @@ def live(app):
 
 @pytest.fixture
 def page(browser, live):
+    """A browser tab; at the end, no page may have had anything refused by the
+    Content-Security-Policy (Chromium reports each refusal on the console) or a script error."""
     context = browser.new_context(locale="en-US", viewport={"width": 1200, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15000)
+    problems = []
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
     yield page
     context.close()
+    assert problems == []
 
 
 def create_admin(page, live):
@@ -108,9 +115,44 @@ def test_first_run_login_webhook_test_deliveries_and_redeliver(page, live, app, 
     page.click("button:has-text('Redeliver')")
     page.wait_for_selector("text=Attempt 2")
     assert delivery_id in page.url
+    # The curl command: masked, until Reveal credentials.
+    page.click("#reproduce summary")
+    assert "X-Apsdai-Token: ••••••••" in page.inner_text("#curl")
+    page.click("#reproduce button:has-text('Reveal credentials')")
+    page.wait_for_selector("#reproduce details[open]")
+    assert "••••" not in page.inner_text("#curl")
     # The dashboard's chart.
     page.click("nav >> text=Dashboard")
     assert page.locator("svg[data-chart] rect.bar-ok").count() == 14
+
+
+def test_the_secret_reveal_and_generate_buttons_work_under_the_policy(page, live, app, make_webhook):
+    create_admin(page, live)
+    channel_id = make_webhook("http://127.0.0.1:9/hook", secret="whsec_browser_secret_0123456789")
+    page.goto(f"{live}/settings/notifications/webhooks/{channel_id}")
+    page.click("button[data-reveal]")
+    page.wait_for_selector("text=whsec_browser_secret_0123456789")
+    page.goto(live + "/settings/notifications/webhooks/new")
+    page.click("[data-generate]")
+    assert page.input_value("#secret").startswith("whsec_")
+
+
+def test_a_password_change_in_the_browser_logs_out_the_other_browser(browser, page, live, app):
+    create_admin(page, live)
+    other = browser.new_context(locale="en-US")
+    other.add_cookies(page.context.cookies())  # a copy of the session cookie
+    other_page = other.new_page()
+    other_page.goto(live + "/dashboard")
+    assert other_page.url.endswith("/dashboard")
+    page.click("nav >> text=Change password")
+    page.fill("#current", "correct horse")
+    page.fill("#password", "a brand new one")
+    page.fill("#confirm", "a brand new one")
+    page.click("main form button.primary")
+    page.wait_for_selector("text=Your password is changed.")
+    other_page.goto(live + "/dashboard")
+    assert "/login" in other_page.url
+    other.close()
 
 
 def test_dingtalk_with_a_wrong_secret_is_explained(page, live, app, dingtalk, flask_process):

@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from notify import http
+from notify import http, signing
 
 if TYPE_CHECKING:
     from models import Channel, Delivery, Event
@@ -56,6 +56,10 @@ class OutgoingRequest:
     masked_url: str | None = None
     # What goes on the wire when it is not `body` (an email's MIME message; `body` is its text).
     payload: bytes | None = None
+    # Headers that are credentials for as long as the receiver accepts their timestamp (body
+    # signatures). Stored attempts keep them, being stale by the time anyone reads them; a
+    # command signed now masks them too (`masked_curl`).
+    replayable_headers: tuple[str, ...] = ()
 
     @property
     def shown_url(self) -> str:
@@ -67,10 +71,22 @@ class OutgoingRequest:
     def curl(self) -> str | None:
         """A shell command that sends exactly this request (credentials included); None when it is
         not an HTTP request."""
-        if not self.url.startswith(("http://", "https://")):
+        return self._curl(self.url, self.headers)
+
+    def masked_curl(self) -> str | None:
+        """The same command with every credential masked (`••••`): the token or password, the
+        robot's key in the URL, and signatures that a receiver would still accept."""
+        headers = dict(self.masked_headers)
+        for name in self.replayable_headers:
+            if name in headers:
+                headers[name] = signing.mask(headers[name])
+        return self._curl(self.shown_url, headers)
+
+    def _curl(self, url: str, headers: dict) -> str | None:
+        if not url.startswith(("http://", "https://")):
             return None
-        parts = ["curl", "-sS", "-i", "-X", self.method, self.url]
-        for name, value in self.headers.items():
+        parts = ["curl", "-sS", "-i", "-X", self.method, url]
+        for name, value in headers.items():
             parts += ["-H", f"{name}: {value}"]
         parts += ["--data-binary", self.body_text()]
         return " ".join(shlex.quote(p) for p in parts)

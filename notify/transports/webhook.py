@@ -162,7 +162,8 @@ class WebhookTransport(Transport):
             "X-Apsdai-Signature-256": ", ".join(signing.body_signature(s, timestamp_ms, body) for s in signers),
         }
         masked = dict(headers, **{"X-Apsdai-Token": signing.mask(token)})
-        return OutgoingRequest("POST", config.get("url", ""), headers, body, masked)
+        return OutgoingRequest("POST", config.get("url", ""), headers, body, masked,
+                               replayable_headers=("X-Apsdai-Signature-256",))
 
     def send(self, request: OutgoingRequest) -> Outcome:
         result, outcome = self.post(request)
