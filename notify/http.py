@@ -6,9 +6,9 @@ set ourselves, so requests' sessions, cookies and hooks would only add CPU time 
 
 One exchange never outlasts connect + read timeout, whatever the receiver does: the DNS lookup
 is abandoned after the connect timeout, every socket read waits at most for the time left (a
-receiver trickling one byte at a time cannot stretch it), and a TLS handshake still going at the
-deadline is cut. So a send cannot outlive the claim's lease (DELIVERY_LEASE_SECONDS exceeds both
-timeouts, config.py).
+receiver trickling one byte at a time cannot stretch it), and the TLS handshake is bounded by the
+connect timeout as a whole. So a send cannot outlive the claim's lease (DELIVERY_LEASE_SECONDS
+exceeds both timeouts, config.py).
 """
 from __future__ import annotations
 
@@ -92,27 +92,8 @@ class _DeadlineConnection(HTTPConnection):
 
 
 class _DeadlineTLSConnection(_DeadlineConnection, HTTPSConnection):
-    def connect(self) -> None:
-        """The handshake's reads are made by the TLS library, out of reach of `_DeadlineSocket`: a
-        timer shuts the socket down if the handshake is still going at the deadline."""
-        deadline = getattr(_local, "deadline", None)
-        if deadline is None:
-            return super().connect()
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
-        timer.daemon = True
-        timer.start()
-        try:
-            super().connect()
-        finally:
-            timer.cancel()
-
-    def _cut(self) -> None:
-        sock = self.sock
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    """The same for TLS. The handshake needs nothing more: Python's ssl module bounds the whole
+    handshake by the socket's timeout, the connect timeout here."""
 
 
 class _Pool(urllib3.HTTPConnectionPool):
