@@ -613,7 +613,8 @@ def drain() -> str:
     # inside RQ's timeout, it hands its requests in flight on to the next drain in this process
     # (`Drain.carry_over`); when the worker is asked to stop, it waits for them.
     soft = started + config["DRAIN_BUDGET"]
-    hard = started + max(config["DRAIN_BUDGET"], queue.JOB_TIMEOUT - config["DELIVERY_READ_TIMEOUT"] - 20)
+    hard = started + max(config["DRAIN_BUDGET"], queue.JOB_TIMEOUT - queue.DRAIN_MARGIN
+                         - config["DELIVERY_CONNECT_TIMEOUT"] - config["DELIVERY_READ_TIMEOUT"])
     carry_tried = False
     while True:
         now = time.monotonic()
