@@ -22,7 +22,7 @@ import redis
 from flask import current_app
 from flask_babel import gettext as _
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
@@ -400,7 +400,8 @@ class Drain:
         self.done, self.cancelled, self.deferred = [], [], []
         self.last_flush = time.monotonic()
         try:
-            written, disabled = self._write(results, now), self._update_channels(results, now)
+            written = self._write(results, now)
+            disabled = self._update_channels([r for r in results if (r.delivery_id, r.claim_token) in written], now)
             db.session.commit()
         except JobTimeoutException:
             raise
@@ -410,7 +411,7 @@ class Drain:
             written, disabled = self._write_each(results, now)
         retries = []
         for result in results:
-            if result.delivery_id not in written:
+            if (result.delivery_id, result.claim_token) not in written:
                 continue
             if result.retry:
                 retries.append(result.retry)
@@ -447,7 +448,7 @@ class Drain:
                 response_headers=_storable_headers(outcome.response_headers),
                 response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error)
             row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
-                       last_error=error, lease_until=None, updated_at=now, next_attempt_at=None)
+                       last_error=error, lease_until=None, claim_token=None, updated_at=now, next_attempt_at=None)
             retry = None
             if outcome.kind == SUCCESS:
                 row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
@@ -462,48 +463,56 @@ class Drain:
             results.append(_Result(item.delivery_id, item.claim_token, row, attempt, item, outcome, retry))
         for delivery_id, token, channel_kind, reason in self.cancelled:
             results.append(_Result(delivery_id, token, dict(id=delivery_id, status=DeliveryStatus.CANCELLED,
-                                                            last_error=reason, lease_until=None, updated_at=now),
+                                                            last_error=reason, lease_until=None, claim_token=None,
+                                                            updated_at=now),
                                    finished=channel_kind))
         for delivery_id, token, channel_id, attempt_count, wait_for in self.deferred:
             results.append(_Result(delivery_id, token, dict(
-                id=delivery_id, lease_until=None, updated_at=now, next_attempt_at=now + timedelta(seconds=wait_for),
+                id=delivery_id, lease_until=None, claim_token=None, updated_at=now,
+                next_attempt_at=now + timedelta(seconds=wait_for),
                 status=DeliveryStatus.RETRYING if attempt_count else DeliveryStatus.PENDING),
                 retry=(channel_id, delivery_id, time.time() + wait_for)))
         return results
 
-    def _write(self, results: list[_Result], now: datetime) -> set[str]:
+    def _write(self, results: list[_Result], now: datetime) -> set[tuple[str, str]]:
         """Write the results whose claim is still held, in the current transaction; returns their
-        delivery ids. The first statement releases the claims this drain still holds and locks
-        those rows until the commit (a row lock on PostgreSQL, the write lock on SQLite), so no
-        other worker can claim one between the check and the writes; a result whose claim was
-        lost (its lease ran out and another worker claimed it) is dropped, attempt row and all."""
+        (delivery id, claim token) pairs. The first statement finds the claims this drain still holds and locks those
+        rows until the commit (a row lock on PostgreSQL, the write lock on SQLite), so no other
+        worker can claim one between the check and the writes; a result whose claim was lost (its
+        lease ran out and another worker claimed it) is dropped, attempt row and all."""
         if not results:
             return set()
-        held = set(db.session.execute(
-            update(Delivery)
-            .where(tuple_(Delivery.id, Delivery.claim_token).in_([(r.delivery_id, r.claim_token) for r in results]))
-            .values(claim_token=None, updated_at=now)
-            .returning(Delivery.id)
-            .execution_options(synchronize_session=False)).scalars())
-        dropped = [r.delivery_id for r in results if r.delivery_id not in held]
+        ids, tokens = {r.delivery_id for r in results}, {r.claim_token for r in results}
+        ours = and_(Delivery.id.in_(ids), Delivery.claim_token.in_(tokens))
+        if db.session.get_bind().dialect.name == "postgresql":
+            # A row lock, without the new row version an UPDATE would write.
+            found = db.session.execute(select(Delivery.id, Delivery.claim_token).where(ours).with_for_update())
+        else:
+            # SQLite has no row locks: a write takes the database's write lock, held until the commit.
+            found = db.session.execute(update(Delivery).where(ours).values(updated_at=now)
+                                       .returning(Delivery.id, Delivery.claim_token)
+                                       .execution_options(synchronize_session=False))
+        pairs = {(row[0], row[1]) for row in found}
+        # A delivery this drain claimed twice (its first lease ran out) is held by the later claim only.
+        results = [r for r in results if (r.delivery_id, r.claim_token) in pairs]
+        dropped = ids - {r.delivery_id for r in results}
         if dropped:
             log.warning("dropped the results of %d deliveries claimed again since (their lease ran out): %s",
-                        len(dropped), ", ".join(dropped[:10]))
-        attempts = [r.attempt for r in results if r.attempt is not None and r.delivery_id in held]
+                        len(dropped), ", ".join(sorted(dropped)[:10]))
+        attempts = [r.attempt for r in results if r.attempt is not None]
         if attempts:
             db.session.execute(insert(Attempt), attempts)
         # Rows with different keys cannot share one executemany: group them by their key set.
         by_keys: dict[tuple, list[dict]] = defaultdict(list)
         for result in results:
-            if result.delivery_id in held:
-                by_keys[tuple(sorted(result.row))].append(result.row)
+            by_keys[tuple(sorted(result.row))].append(result.row)
         for rows in by_keys.values():
             db.session.execute(update(Delivery), rows)
-        return held
+        return {(r.delivery_id, r.claim_token) for r in results}
 
-    def _write_each(self, results: list[_Result], now: datetime) -> tuple[set[str], list[int]]:
+    def _write_each(self, results: list[_Result], now: datetime) -> tuple[set[tuple[str, str]], list[int]]:
         """`_write`, one result per transaction, after the batch failed; then the channels."""
-        written: set[str] = set()
+        written: set[tuple[str, str]] = set()
         for result in results:
             for attempt in (result, self._without_details(result)):
                 try:
@@ -517,7 +526,7 @@ class Drain:
                     db.session.rollback()
             # Both failed: the delivery stays claimed until its lease runs out, then is sent again.
         try:
-            disabled = self._update_channels([r for r in results if r.delivery_id in written], now)
+            disabled = self._update_channels([r for r in results if (r.delivery_id, r.claim_token) in written], now)
             db.session.commit()
         except JobTimeoutException:
             raise

@@ -326,10 +326,11 @@ def test_drains_hand_over_when_their_budget_is_spent_and_nothing_is_lost(app, re
 
 def test_a_drain_at_its_time_limit_hands_its_request_in_flight_to_the_next_drain(app, local_receiver, make_webhook,
                                                                                  monkeypatch):
-    """At its hard limit (5 s here: what RQ's job timeout leaves after a 95 s read timeout) a drain
-    does not wait for a request that hangs: it ends and queues the next drain on the worker's own
-    queue, which records the answer once it comes. The request is sent once, recorded once."""
-    receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 6.5))
+    """At its hard limit (3 s here: what RQ's job timeout leaves after a 2 s connect and a 95 s read
+    timeout) a drain does not wait for a request that hangs: it ends and queues the next drain on
+    the worker's own queue, which records the answer once it comes. The request is sent once,
+    recorded once."""
+    receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 4.5))
     make_webhook(receiver.url + "/slow", hooks_=["order_pay_hook"])
     app.config.update(DELIVERY_READ_TIMEOUT=95.0, DRAIN_BUDGET=1.0)
     own = f"{app.config['RQ_QUEUE']}.worker.test"
