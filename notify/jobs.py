@@ -436,31 +436,20 @@ class Drain:
     def _results(self, now: datetime) -> list[_Result]:
         """What to write for every finished, cancelled and deferred delivery."""
         results = []
-        schedule = self.config["DELIVERY_RETRY_SCHEDULE"]
         for item, outcome in self.done:
-            request = item.request
-            error = _storable(outcome.error)
-            attempt = dict(
-                delivery_id=item.delivery_id, channel_id=item.channel_id, number=item.number,
-                started_at=item.started_at, duration_ms=outcome.duration_ms, request_method=request.method,
-                request_url=_storable(request.shown_url), request_headers=_storable_headers(request.masked_headers),
-                request_body=_storable(request.body_text()), response_status=outcome.status,
-                response_headers=_storable_headers(outcome.response_headers),
-                response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error)
-            row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
-                       last_error=error, lease_until=None, claim_token=None, updated_at=now, next_attempt_at=None)
-            retry = None
-            if outcome.kind == SUCCESS:
-                row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
-            elif outcome.kind == PERMANENT:
-                row.update(status=DeliveryStatus.FAILED)
-            elif item.number >= item.max_attempts:
-                row.update(status=DeliveryStatus.DEAD)
-            else:
-                retry_at = now + timedelta(seconds=retry_delay(item.number, schedule, outcome.retry_after))
-                row.update(status=DeliveryStatus.RETRYING, next_attempt_at=retry_at)
-                retry = (item.channel_id, item.delivery_id, retry_at.replace(tzinfo=timezone.utc).timestamp())
-            results.append(_Result(item.delivery_id, item.claim_token, row, attempt, item, outcome, retry))
+            try:
+                results.append(self._result(item, outcome, now))
+            except JobTimeoutException:
+                raise
+            except Exception:  # a value that cannot even be turned into a row: keep the verdict alone
+                log.exception("the result of delivery %s could not be prepared for writing", item.delivery_id)
+                with merchant_locale():
+                    note = _("The details of this attempt could not be stored.")
+                bare = Outcome(kind=outcome.kind if outcome.kind in (SUCCESS, PERMANENT) else TRANSIENT, error=note,
+                               needs_attention=False)
+                item = InFlight(item.delivery_id, item.channel_id, item.channel_kind, item.number, item.max_attempts,
+                                item.started_at, OutgoingRequest(NOT_SENT, "", {}, b""), item.claim_token, sent=False)
+                results.append(self._result(item, bare, now))
         for delivery_id, token, channel_kind, reason in self.cancelled:
             results.append(_Result(delivery_id, token, dict(id=delivery_id, status=DeliveryStatus.CANCELLED,
                                                             last_error=reason, lease_until=None, claim_token=None,
@@ -473,6 +462,33 @@ class Drain:
                 status=DeliveryStatus.RETRYING if attempt_count else DeliveryStatus.PENDING),
                 retry=(channel_id, delivery_id, time.time() + wait_for)))
         return results
+
+    def _result(self, item: InFlight, outcome: Outcome, now: datetime) -> _Result:
+        """One attempt's row and its delivery's new values, with outside text made storable."""
+        request = item.request
+        error = _storable(outcome.error)
+        attempt = dict(
+            delivery_id=item.delivery_id, channel_id=item.channel_id, number=item.number,
+            started_at=item.started_at, duration_ms=outcome.duration_ms, request_method=request.method,
+            request_url=_storable(request.shown_url), request_headers=_storable_headers(request.masked_headers),
+            request_body=_storable(request.body_text()), response_status=outcome.status,
+            response_headers=_storable_headers(outcome.response_headers),
+            response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error)
+        row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
+                   last_error=error, lease_until=None, claim_token=None, updated_at=now, next_attempt_at=None)
+        retry = None
+        if outcome.kind == SUCCESS:
+            row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
+        elif outcome.kind == PERMANENT:
+            row.update(status=DeliveryStatus.FAILED)
+        elif item.number >= item.max_attempts:
+            row.update(status=DeliveryStatus.DEAD)
+        else:
+            wait = retry_delay(item.number, self.config["DELIVERY_RETRY_SCHEDULE"], outcome.retry_after)
+            retry_at = now + timedelta(seconds=wait)
+            row.update(status=DeliveryStatus.RETRYING, next_attempt_at=retry_at)
+            retry = (item.channel_id, item.delivery_id, retry_at.replace(tzinfo=timezone.utc).timestamp())
+        return _Result(item.delivery_id, item.claim_token, row, attempt, item, outcome, retry)
 
     def _write(self, results: list[_Result], now: datetime) -> set[tuple[str, str]]:
         """Write the results whose claim is still held, in the current transaction; returns their

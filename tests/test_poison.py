@@ -504,3 +504,28 @@ def test_a_receiver_that_trickles_bytes_for_ever_is_cut_at_the_deadline(app, cas
     if case != "tls handshake":
         assert "did not finish answering within 1.5 s" in result.error, result.error
 
+
+
+def test_an_outcome_that_cannot_become_a_row_keeps_its_verdict(app, monkeypatch, worker, make_webhook, local_receiver):
+    """A transport's outcome with a value no row can hold (a bug): the verdict is written, the
+    details are not, and the other deliveries of the batch are recorded in full."""
+    from notify.transports.webhook import WebhookTransport
+
+    receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 0))
+    make_webhook(receiver.url + "/hook")
+    with app.app_context():
+        ids = [dispatch.emit("order_pay_hook", {"order": {"order_no": f"O{n}"}}).delivery_ids[0] for n in range(5)]
+    send = WebhookTransport.send
+
+    def odd(self, request):
+        outcome = send(self, request)
+        if request.headers["X-Apsdai-Delivery"] == ids[3]:
+            outcome.response_headers = ["not", "a", "mapping"]
+        return outcome
+
+    monkeypatch.setattr(WebhookTransport, "send", odd)
+    worker()
+    found = rows(app, ids)
+    assert found.pop(ids[3]) == (DeliveryStatus.DELIVERED, "The details of this attempt could not be stored.",
+                                 [(1, "success", "The details of this attempt could not be stored.")])
+    assert all(v == (DeliveryStatus.DELIVERED, None, [(1, "success", None)]) for v in found.values())
