@@ -530,9 +530,9 @@ class Drain:
         """`_write`, one result per transaction, after the batch failed; then the channels."""
         written: set[tuple[str, str]] = set()
         for result in results:
-            for attempt in (result, self._without_details(result)):
+            for version in (result, self._without_details(result)):
                 try:
-                    written |= self._write([attempt], now)
+                    written |= self._write([version], now)
                     db.session.commit()
                     break
                 except JobTimeoutException:
@@ -553,8 +553,8 @@ class Drain:
         return written, disabled
 
     def _without_details(self, result: _Result) -> _Result:
-        """The result with only what cannot be refused: its attempt keeps the outcome, the status
-        and the error, and says that the rest could not be stored."""
+        """The result with only what cannot be refused: the attempt's outcome and the delivery's
+        new status, with a note that the details (request, response, error) could not be stored."""
         if result.attempt is None:
             return _Result(result.delivery_id, result.claim_token, dict(result.row, last_error=None),
                            item=result.item, outcome=result.outcome, retry=result.retry, finished=result.finished)
