@@ -173,7 +173,12 @@ def worker(burst: bool, name: str | None, metrics_port: int | None):
 
         start_http_server(metrics_port)
 
+    from config import lease_warning
     from notify import jobs
+
+    warning = lease_warning(current_app.config)
+    if warning:
+        click.echo(f"worker: {warning}", err=True)
 
     class DeliveryWorker(SimpleWorker):
         def request_stop(self, signum, frame):

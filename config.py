@@ -105,6 +105,40 @@ SHOP_SETTING_VARIABLES = ("MERCHANT_NAME", "MERCHANT_CURRENCY", "MERCHANT_LANGUA
                           "MAIL_DEFAULT_SENDER")
 
 
+def _check_drain_fits_job(budget: float, connect_timeout: float, read_timeout: float) -> None:
+    """A drain is an RQ job that RQ kills at its job timeout (notify.queue.JOB_TIMEOUT), losing
+    the requests it has out. It takes work for DRAIN_BUDGET seconds at least, and a request it
+    starts then takes up to connect + read timeout, plus DRAIN_MARGIN to record the last results:
+    all of it must fit in the job. (The lease is compared with the job timeout when a worker
+    starts: `lease_warning`.)"""
+    from notify.queue import DRAIN_MARGIN, JOB_TIMEOUT
+
+    if budget <= 0:
+        raise ConfigError(f"DRAIN_BUDGET must be more than 0 seconds, not {budget:g}")
+    longest = budget + connect_timeout + read_timeout + DRAIN_MARGIN
+    if longest > JOB_TIMEOUT:
+        raise ConfigError(
+            f"DRAIN_BUDGET ({budget:g} s) + DELIVERY_CONNECT_TIMEOUT ({connect_timeout:g} s) + DELIVERY_READ_TIMEOUT "
+            f"({read_timeout:g} s) + {DRAIN_MARGIN:g} s to record the results is {longest:g} s, more than the "
+            f"{JOB_TIMEOUT} s RQ gives a drain job before it kills it: lower DRAIN_BUDGET or the timeouts")
+
+
+def lease_warning(config) -> str | None:
+    """What a worker says at start-up when DELIVERY_LEASE_SECONDS is shorter than RQ's job timeout
+    for a drain: a worker that is slow but alive (a hanging Redis or database) could then lose a
+    claim while its job still runs, and the delivery be sent twice. Its second result is dropped
+    (the claim token), and receivers de-duplicate on X-Apsdai-Delivery, so this is allowed (short
+    leases make tests and small set-ups recover quickly) but said."""
+    from notify.queue import JOB_TIMEOUT
+
+    lease = config["DELIVERY_LEASE_SECONDS"]
+    if lease >= JOB_TIMEOUT:
+        return None
+    return (f"DELIVERY_LEASE_SECONDS ({lease:g} s) is shorter than the {JOB_TIMEOUT} s a drain job may run: a "
+            f"delivery held by a slow worker may be sent twice (receivers de-duplicate on X-Apsdai-Delivery). "
+            f"{JOB_TIMEOUT} s or more avoids it.")
+
+
 def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
     """Build the Flask config mapping from `env` (default: the process environment)."""
     env = dict(os.environ if env is None else env)
@@ -131,6 +165,8 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
     lease = _float(env, "DELIVERY_LEASE_SECONDS", 150.0)
     if lease < connect_timeout + read_timeout + 5:
         raise ConfigError("DELIVERY_LEASE_SECONDS must exceed DELIVERY_CONNECT_TIMEOUT + DELIVERY_READ_TIMEOUT by 5 s")
+    drain_budget = _float(env, "DRAIN_BUDGET", 10.0)
+    _check_drain_fits_job(drain_budget, connect_timeout, read_timeout)
     mail_port = _int(env, "MAIL_PORT", 25)
     return {
         "SECRET_KEY": _secret_key(instance_path, env),
@@ -162,7 +198,7 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "DELIVERY_CONCURRENCY": _int(env, "DELIVERY_CONCURRENCY", 64),
         "DELIVERY_PER_ENDPOINT_CONCURRENCY": _int(env, "DELIVERY_PER_ENDPOINT_CONCURRENCY", 32),
         # Seconds a drain job works before handing over to a fresh job (keeps shutdowns prompt).
-        "DRAIN_BUDGET": _float(env, "DRAIN_BUDGET", 10.0),
+        "DRAIN_BUDGET": drain_budget,
         # Events API
         "API_MAX_BODY_BYTES": _int(env, "API_MAX_BODY_BYTES", 64 * 1024),
         # Admin forms never need more than this; the API has its own, smaller limit.

@@ -220,7 +220,7 @@ def recover(channel_id: int):
     raw = request.values.get("since") or _local_input(utcnow() - timedelta(days=1))
     try:
         since = local_to_utc(datetime.strptime(raw, "%Y-%m-%dT%H:%M"), shop_settings.effective().timezone)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 east of UTC
         flash(_("Give the time as YYYY-MM-DDTHH:MM."), "danger")
         return redirect(url_for("notifications.recover", channel_id=channel.id))
     if request.method == "POST" and ActionForm().validate_on_submit():

@@ -74,6 +74,10 @@ class Delivery(db.Model):
     max_attempts: Mapped[int] = mapped_column(default=1)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None]
+    # Set by each claim, cleared when its result is written: a result is written only by the
+    # claim that still holds the delivery, so a worker that outlived its lease cannot overwrite a
+    # newer attempt (notify.jobs).
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     last_status_code: Mapped[int | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -102,9 +106,13 @@ class Attempt(db.Model):
     """
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_channel_id", "channel_id", "id"),)
+    __table_args__ = (
+        Index("ix_attempts_channel_id", "channel_id", "id"),
+        # One row per attempt number: a late worker's result can never repeat a number.
+        Index("uq_attempts_delivery_number", "delivery_id", "number", unique=True),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
-    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
     channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
     number: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import redis
 from flask_babel import gettext as _
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from extensions import db
@@ -170,17 +170,27 @@ class CannotRedeliver(ValueError):
 def redeliver(delivery_id: str) -> None:
     """One more attempt of a delivery, now, with the same `X-Apsdai-Delivery` (so a receiver that
     already has it can recognise it). A delivery waiting for a retry is simply brought forward.
-    Commits; raises `CannotRedeliver` when there is nothing to send it to or it is being sent."""
+    Commits; raises `CannotRedeliver` when there is nothing to send it to or it is being sent.
+
+    The change is one conditional UPDATE on the status and attempt count that were read: a worker
+    that claimed the delivery meanwhile (or recorded an attempt) wins, and the merchant is told."""
     delivery = db.session.get(Delivery, delivery_id)
     if delivery is None or delivery.channel_id is None:
         raise CannotRedeliver(_("its channel was deleted"))
     if delivery.status == DeliveryStatus.SENDING:
         raise CannotRedeliver(_("it is being sent right now"))
     now = utcnow()
-    if delivery.status in DeliveryStatus.FINAL:
-        delivery.max_attempts = delivery.attempt_count + 1
-    delivery.status = DeliveryStatus.RETRYING if delivery.attempt_count else DeliveryStatus.PENDING
-    delivery.next_attempt_at = now
-    delivery.updated_at = now
-    hand_over([(delivery.channel_id, delivery.id)])
+    seen_status, seen_count, channel_id = delivery.status, delivery.attempt_count, delivery.channel_id
+    values = dict(status=DeliveryStatus.RETRYING if seen_count else DeliveryStatus.PENDING, next_attempt_at=now,
+                  updated_at=now)
+    if seen_status in DeliveryStatus.FINAL:
+        values["max_attempts"] = seen_count + 1
+    changed = db.session.execute(
+        update(Delivery).where(Delivery.id == delivery_id, Delivery.status == seen_status,
+                               Delivery.attempt_count == seen_count)
+        .values(**values).execution_options(synchronize_session=False)).rowcount
+    if not changed:
+        db.session.rollback()
+        raise CannotRedeliver(_("a worker took it up meanwhile: look at its latest attempt"))
+    hand_over([(channel_id, delivery_id)])
     db.session.commit()

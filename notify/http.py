@@ -3,19 +3,31 @@ redirects, a capped response read, and failures described in words a merchant un
 
 Built on urllib3 directly (requests is built on it too): a delivery is one POST with headers we
 set ourselves, so requests' sessions, cookies and hooks would only add CPU time per delivery.
+
+One exchange never outlasts connect + read timeout, whatever the receiver does: the DNS lookup
+is abandoned after the connect timeout, every socket read waits at most for the time left (a
+receiver trickling one byte at a time cannot stretch it), and the TLS handshake is bounded by the
+connect timeout as a whole. So a send cannot outlive the claim's lease (DELIVERY_LEASE_SECONDS
+exceeds both timeouts, config.py).
 """
 from __future__ import annotations
 
+import contextvars
+import io
+import ipaddress
 import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import urllib3
 from flask_babel import gettext as _
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from notify import guard
 from urllib3.exceptions import (ConnectTimeoutError, HTTPError, LocationParseError, NameResolutionError,
@@ -28,6 +40,68 @@ EXCERPT_BYTES = 2048
 
 
 MAX_POOLS = 64
+# Threads for DNS lookups, which the system resolver cannot time out: a lookup still going after
+# the connect timeout is left to finish here while the send gives up.
+RESOLVER_THREADS = 8
+_resolver: ThreadPoolExecutor | None = None
+_resolver_lock = threading.Lock()
+
+
+class _DeadlineSocket:
+    """A connected socket whose every read waits at most until the exchange's deadline (and at
+    most the read timeout): what http.client reads the status, the headers and the body through."""
+
+    def __init__(self, sock: socket.socket, deadline: float):
+        self._sock, self._deadline = sock, deadline
+        self._read_timeout = sock.gettimeout()
+
+    def settimeout(self, value):
+        self._read_timeout = value
+        self._sock.settimeout(value)
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the exchange's deadline passed")
+        self._sock.settimeout(left if self._read_timeout is None else min(left, self._read_timeout))
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def makefile(self, mode: str = "rb", buffering: int | None = None, **_):
+        # As socket.makefile does, with this object (not the bare socket) under the buffer.
+        self._sock._io_refs += 1
+        return io.BufferedReader(socket.SocketIO(self, "rb"), io.DEFAULT_BUFFER_SIZE)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class _DeadlineConnection(HTTPConnection):
+    """Reads the response through a `_DeadlineSocket` when the thread's exchange has a deadline."""
+
+    def getresponse(self):
+        deadline = getattr(_local, "deadline", None)
+        real = self.sock
+        if deadline is None or real is None:
+            return super().getresponse()
+        self.sock = _DeadlineSocket(real, deadline)
+        try:
+            return super().getresponse()
+        finally:
+            if self.sock is not None:  # None: http.client closed it (the receiver said Connection: close)
+                self.sock = real
+
+
+class _DeadlineTLSConnection(_DeadlineConnection, HTTPSConnection):
+    """The same for TLS. The handshake needs nothing more: Python's ssl module bounds the whole
+    handshake by the socket's timeout, the connect timeout here."""
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _DeadlineConnection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _DeadlineTLSConnection
 
 
 def _pool(scheme: str, address: str, port: int, hostname: str) -> urllib3.HTTPConnectionPool:
@@ -42,10 +116,10 @@ def _pool(scheme: str, address: str, port: int, hostname: str) -> urllib3.HTTPCo
         if len(pools) >= MAX_POOLS:  # forget the oldest
             pools.pop(next(iter(pools))).close()
         if scheme == "https":
-            found = urllib3.HTTPSConnectionPool(address, port, maxsize=2, retries=False, server_hostname=hostname,
-                                                assert_hostname=hostname)
+            found = _TLSPool(address, port, maxsize=2, retries=False, server_hostname=hostname,
+                             assert_hostname=hostname)
         else:
-            found = urllib3.HTTPConnectionPool(address, port, maxsize=2, retries=False)
+            found = _Pool(address, port, maxsize=2, retries=False)
         pools[key] = found
     return found
 
@@ -113,11 +187,32 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _resolve(hostname: str, port: int, allow_private: bool, timeout: float) -> guard.Resolved:
+    """The guard's checked address for `hostname`, or a lookup failure once `timeout` has passed."""
+    try:
+        ipaddress.ip_address(hostname.strip("[]"))
+        return guard.resolve(hostname, port, allow_private)  # a literal address: no lookup to wait for
+    except ValueError:
+        pass
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None:
+            _resolver = ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="resolve")
+    # In this thread's context (its app context and language): the guard writes its reasons in words.
+    future = _resolver.submit(contextvars.copy_context().run, guard.resolve, hostname, port, allow_private)
+    try:
+        return future.result(timeout=max(0.0, timeout))
+    except FutureTimeout:
+        future.cancel()
+        return guard.Resolved(None, _("DNS lookup of %(host)s did not finish within %(seconds)s s", host=hostname,
+                                      seconds=f"{timeout:g}"))
+
+
 def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_timeout: float,
          max_bytes: int, allow_private: bool = False) -> HttpResult:
     """POST once, to the address the outbound guard checked (notify.guard). No redirects, a capped
-    response read, and the whole exchange bounded by connect + read timeout. Never raises for
-    network trouble: the failure is described in `HttpResult.error`."""
+    response read, and the whole exchange (DNS lookup included) bounded by connect + read timeout.
+    Never raises for network trouble: the failure is described in `HttpResult.error`."""
     started = time.perf_counter()
     deadline = time.monotonic() + connect_timeout + read_timeout
     try:
@@ -126,25 +221,27 @@ def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_t
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         return HttpResult(error=_("The URL is not valid: %(error)s", error=exc))
-    target = guard.resolve(hostname, port, allow_private)
+    target = _resolve(hostname, port, allow_private, connect_timeout)
     if target.address is None:
         return HttpResult(error=target.problem, refused=target.refused,
                           duration_ms=int((time.perf_counter() - started) * 1000))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = parts.netloc.rpartition("@")[2]
+    too_slow = _("%(host)s did not finish answering within %(seconds)s s", host=host_header,
+                 seconds=f"{connect_timeout + read_timeout:g}")
+    _local.deadline = deadline
     try:
+        left = max(0.001, deadline - time.monotonic())
         response = _pool(scheme, target.address, port, hostname).urlopen(
             "POST", path, body=body, headers={**headers, "Host": host_header}, redirect=False, retries=False,
-            assert_same_host=False, timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            assert_same_host=False, timeout=urllib3.Timeout(connect=min(connect_timeout, left), read=read_timeout),
             preload_content=False)
         try:
             raw = _read_capped(response, max_bytes, deadline)
         finally:
             response.release_conn()
         if raw is None:
-            return HttpResult(error=_("%(host)s did not finish answering within %(seconds)s s", host=host_header,
-                                      seconds=f"{connect_timeout + read_timeout:g}"),
-                              duration_ms=int((time.perf_counter() - started) * 1000))
+            return HttpResult(error=too_slow, duration_ms=int((time.perf_counter() - started) * 1000))
         return HttpResult(
             status=response.status,
             headers=dict(response.headers),
@@ -153,8 +250,11 @@ def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_t
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
     except (HTTPError, OSError) as exc:
-        return HttpResult(error=_describe(exc, url, connect_timeout, read_timeout),
-                          duration_ms=int((time.perf_counter() - started) * 1000))
+        # Past the deadline, whatever broke (a read cut short, a handshake shut down) broke because of it.
+        error = too_slow if time.monotonic() >= deadline else _describe(exc, url, connect_timeout, read_timeout)
+        return HttpResult(error=error, duration_ms=int((time.perf_counter() - started) * 1000))
+    finally:
+        _local.deadline = None
 
 
 def _read_capped(response, max_bytes: int, deadline: float) -> bytes | None:
@@ -166,7 +266,8 @@ def _read_capped(response, max_bytes: int, deadline: float) -> bytes | None:
         if time.monotonic() > deadline:
             response.close()
             return None
-        chunk = response.read1(min(16384, max_bytes - size))  # what has arrived, not a full 16 KiB
+        # What has arrived, not a full 16 KiB; each read waits at most for the time left (_DeadlineSocket).
+        chunk = response.read1(min(16384, max_bytes - size))
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)

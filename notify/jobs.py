@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import threading
 import time
 from collections import defaultdict, deque
@@ -20,7 +21,9 @@ from functools import wraps
 import redis
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, insert, or_, update
+from rq.timeouts import JobTimeoutException
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from extensions import db
@@ -30,6 +33,7 @@ from notify import metrics, queue, ratelimit, signing
 from notify.messages import merchant_locale
 from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, DeliverySettings, OutgoingRequest, Outcome,
                                transport_for)
+from notify.transports.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -79,34 +83,108 @@ def _claimable(now: datetime):
     )
 
 
-def claim(delivery_ids: list[str]) -> set[str]:
+def claim(delivery_ids: list[str]) -> tuple[str, set[str]]:
     """Take the deliveries that are due and not held by anyone, for one attempt each. Commits.
-    Returns the ids this caller now holds."""
+    Returns this claim's token and the ids it holds: their results are written only while the
+    deliveries still carry that token (`Drain.flush`), so a worker that outlived its lease, whose
+    deliveries another worker has claimed since, cannot overwrite their newer results."""
+    token = secrets.token_hex(8)
     if not delivery_ids:
-        return set()
+        return token, set()
     now = utcnow()
     result = db.session.execute(
         update(Delivery)
         .where(Delivery.id.in_(delivery_ids), _claimable(now))
-        .values(status=DeliveryStatus.SENDING, updated_at=now,
+        .values(status=DeliveryStatus.SENDING, updated_at=now, claim_token=token,
                 lease_until=now + timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"]))
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
     claimed = {row[0] for row in result}
     db.session.commit()
-    return claimed
+    return token, claimed
+
+
+# Longest excerpt of an exception's text kept in a reason.
+ERROR_EXCERPT = 300
+# Where a delivery that was never sent says it was going (no request was built).
+NOT_SENT = ""
+
+
+def _storable(text: str | None) -> str | None:
+    """Text the database takes and a page can show: PostgreSQL refuses NUL in text, and a lone
+    surrogate cannot be encoded. Responses and errors are outside data too."""
+    if not text:
+        return text
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return text
+
+
+def _storable_headers(headers: dict | None) -> dict | None:
+    if not headers:
+        return headers
+    return {_storable(str(k)): _storable(str(v)) for k, v in headers.items()}
+
+
+def _excerpt(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= ERROR_EXCERPT else text[:ERROR_EXCERPT] + "…"
+
+
+def unsent_outcome(exc: BaseException, *, loading: bool = False) -> Outcome:
+    """What an error that stopped one delivery before anything was sent costs it, in the
+    merchant's language: retried later when the cause is passing (Redis, the database, the
+    network), final when it lies in the event's data (retrying would fail the same way). The
+    channel is not to blame either way (`needs_attention` False)."""
+    with merchant_locale():
+        if isinstance(exc, redis.RedisError):
+            return Outcome(kind=TRANSIENT, needs_attention=False, error=_(
+                "The robot's rate limit could not be checked (Redis: %(error)s). Nothing was sent; it is tried "
+                "again later.", error=_excerpt(exc)))
+        if isinstance(exc, (SQLAlchemyError, OSError)):
+            return Outcome(kind=TRANSIENT, needs_attention=False, error=_(
+                "An internal error stopped this attempt before anything was sent (%(error)s); it is tried "
+                "again later.", error=_excerpt(exc)))
+        if loading:
+            return Outcome(kind=PERMANENT, needs_attention=False, error=_(
+                "This event's stored data cannot be read (%(error)s). Nothing was sent, and retrying cannot "
+                "help.", error=_excerpt(exc)))
+        return Outcome(kind=PERMANENT, needs_attention=False, error=_(
+            "The message could not be built from this event's data (%(error)s). Nothing was sent, and "
+            "retrying cannot help: send a corrected event.", error=_excerpt(exc)))
 
 
 @dataclass
 class InFlight:
     delivery_id: str
-    channel_id: int
+    channel_id: int | None
     channel_kind: str
     number: int
     max_attempts: int
     started_at: datetime
     request: OutgoingRequest
+    claim_token: str
+    sent: bool = True  # False: an error stopped it before anything went out
+
+
+@dataclass
+class _Result:
+    """One claimed delivery's result, as it is written: its new values, its attempt row if one was
+    made, and what follows once it is written."""
+    delivery_id: str
+    claim_token: str
+    row: dict
+    attempt: dict | None = None
+    item: InFlight | None = None
+    outcome: Outcome | None = None
+    retry: tuple | None = None  # (channel id, delivery id, due epoch seconds)
+    finished: str | None = None  # the metrics label of a cancelled delivery
 
 
 # One pool per worker process, reused by every drain: threads keep their keep-alive connections.
@@ -144,9 +222,9 @@ class Drain:
         self.in_flight: dict[Future, InFlight] = {}
         self.per_channel: dict[int, int] = defaultdict(int)
         self.done: list[tuple[InFlight, Outcome]] = []
-        self.cancelled: list[tuple[str, str, str]] = []  # delivery id, channel kind, reason
-        # Over a service's rate limit: (delivery id, channel id, attempts so far, seconds to wait).
-        self.deferred: list[tuple[str, int, int, float]] = []
+        self.cancelled: list[tuple[str, str, str, str]] = []  # delivery id, claim token, channel kind, reason
+        # Over a service's rate limit: (delivery id, claim token, channel id, attempts so far, seconds to wait).
+        self.deferred: list[tuple[str, str, int, int, float]] = []
         self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
         self.failing: dict[int, bool] = {}  # channel id → whether a run of failures is under way
         self.last_flush = time.monotonic()
@@ -190,7 +268,9 @@ class Drain:
         return len(popped)
 
     def start_sends(self) -> None:
-        """Claim and send held deliveries, within the total and per-endpoint caps."""
+        """Claim and send held deliveries, within the total and per-endpoint caps. Whatever goes
+        wrong with one delivery (its event's data cannot be read or turned into a message, the
+        rate limiter fails) is recorded as that delivery's attempt; the others are sent."""
         picked: list[str] = []
         free = self.max_in_flight - len(self.in_flight)
         for channel_id, held in self.held.items():
@@ -202,38 +282,86 @@ class Drain:
                 break
         if not picked:
             return
-        claimed = claim(picked)
+        token, claimed = claim(picked)
         if not claimed:
             return
-        deliveries = db.session.scalars(
-            db.select(Delivery).where(Delivery.id.in_(claimed))
-            .options(joinedload(Delivery.event), joinedload(Delivery.channel))
-        ).all()
-        transports = {}
+        deliveries = self._load(claimed, token)
+        transports: dict[int, Transport] = {}
         for delivery in deliveries:
-            channel = delivery.channel
-            if channel is None or (not channel.enabled and not delivery.event.is_test):
-                self.cancelled.append((delivery.id, delivery.channel_kind,
-                                       "channel deleted" if channel is None else "channel disabled"))
-                continue
-            transport = transports.get(channel.id)
-            if transport is None:
-                transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
-                self.attention[channel.id] = channel.needs_attention
-                self.failing[channel.id] = channel.failing_since is not None
-            if transport.rate_limit:
-                wait_for = ratelimit.reserve(ratelimit.robot_key(transport.rate_key()),
-                                             f"{delivery.id}:{delivery.attempt_count + 1}", *transport.rate_limit)
-                if wait_for > 0:
-                    # Not an attempt: it waits for its slot, which is kept for it.
-                    self.deferred.append((delivery.id, channel.id, delivery.attempt_count, wait_for))
-                    continue
-            item = InFlight(delivery.id, channel.id, channel.kind, delivery.attempt_count + 1,
-                            delivery.max_attempts, utcnow(), transport.prepare(delivery.event, delivery, signing.now_ms()))
-            self.per_channel[channel.id] += 1
-            self.in_flight[self.pool.submit(self._send, transport, item.request)] = item
+            try:
+                self._start(delivery, transports, token)
+            except JobTimeoutException:
+                raise
+            except Exception as exc:
+                log.exception("delivery %s could not be prepared; it alone pays for it", delivery.id)
+                self._unsent(delivery.id, delivery.channel_id, delivery.channel_kind, delivery.target,
+                             delivery.attempt_count + 1, delivery.max_attempts, token, unsent_outcome(exc))
         # Nothing else needs these objects: the requests are built. Keeps the session small.
         db.session.expunge_all()
+
+    def _load(self, claimed: set[str], token: str) -> list[Delivery]:
+        """The claimed deliveries with their events and channels, in one query. When that fails (an
+        event whose stored data cannot be decoded: nested too deeply, a number too long), each is
+        loaded alone, and those that still fail are recorded as failed attempts."""
+        query = db.select(Delivery).options(joinedload(Delivery.event), joinedload(Delivery.channel))
+        try:
+            return db.session.scalars(query.where(Delivery.id.in_(claimed))).all()
+        except JobTimeoutException:
+            raise
+        except Exception:
+            log.exception("could not load %d claimed deliveries at once; loading them one by one", len(claimed))
+            db.session.rollback()
+        loaded, broken = [], {}
+        for delivery_id in sorted(claimed):
+            try:
+                loaded.append(db.session.scalars(query.where(Delivery.id == delivery_id)).one())
+            except JobTimeoutException:
+                raise
+            except Exception as exc:
+                log.exception("delivery %s could not be loaded", delivery_id)
+                db.session.rollback()
+                broken[delivery_id] = exc
+        if broken:
+            # Its own columns, without the event: enough to record the attempt.
+            rows = db.session.execute(select(Delivery.id, Delivery.channel_id, Delivery.channel_kind, Delivery.target,
+                                             Delivery.attempt_count, Delivery.max_attempts)
+                                      .where(Delivery.id.in_(broken))).all()
+            for row in rows:
+                self._unsent(row.id, row.channel_id, row.channel_kind, row.target, row.attempt_count + 1,
+                             row.max_attempts, token, unsent_outcome(broken[row.id], loading=True))
+        return loaded
+
+    def _start(self, delivery: Delivery, transports: dict[int, Transport], token: str) -> None:
+        """Build one delivery's request and hand it to a sender thread (or cancel or defer it)."""
+        channel = delivery.channel
+        if channel is None or (not channel.enabled and not delivery.event.is_test):
+            self.cancelled.append((delivery.id, token, delivery.channel_kind,
+                                   "channel deleted" if channel is None else "channel disabled"))
+            return
+        transport = transports.get(channel.id)
+        if transport is None:
+            transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
+            self.attention[channel.id] = channel.needs_attention
+            self.failing[channel.id] = channel.failing_since is not None
+        if transport.rate_limit:
+            wait_for = ratelimit.reserve(ratelimit.robot_key(transport.rate_key()),
+                                         f"{delivery.id}:{delivery.attempt_count + 1}", *transport.rate_limit)
+            if wait_for > 0:
+                # Not an attempt: it waits for its slot, which is kept for it.
+                self.deferred.append((delivery.id, token, channel.id, delivery.attempt_count, wait_for))
+                return
+        item = InFlight(delivery.id, channel.id, channel.kind, delivery.attempt_count + 1,
+                        delivery.max_attempts, utcnow(), transport.prepare(delivery.event, delivery, signing.now_ms()),
+                        token)
+        self.per_channel[channel.id] += 1
+        self.in_flight[self.pool.submit(self._send, transport, item.request)] = item
+
+    def _unsent(self, delivery_id: str, channel_id: int | None, channel_kind: str, target: str, number: int,
+                max_attempts: int, token: str, outcome: Outcome) -> None:
+        """Record an attempt at which nothing was sent, with the reason."""
+        request = OutgoingRequest(NOT_SENT, target or "", {}, b"")
+        self.done.append((InFlight(delivery_id, channel_id, channel_kind, number, max_attempts, utcnow(), request,
+                                   token, sent=False), outcome))
 
     def _send(self, transport, request: OutgoingRequest) -> Outcome:
         """In a sender thread: with an app context in the merchant's language, so that what the
@@ -257,71 +385,42 @@ class Drain:
             self.done.append((item, outcome))
 
     def flush(self, force: bool = False) -> None:
-        """Write the finished attempts and the deliveries' new states in bulk, then schedule retries."""
+        """Write the finished attempts and the deliveries' new states in bulk, then schedule retries.
+
+        Only results whose claim is still held are written (see `_write`). Should the batch fail
+        to be written (a value the database refuses), each result is written alone, and one that
+        still fails is written without the request's and the response's details: a bad row costs
+        its own details, never the others' results."""
         due = force or len(self.done) >= FLUSH_SIZE or time.monotonic() - self.last_flush >= FLUSH_SECONDS
         if not due or not (self.done or self.cancelled or self.deferred):
             return
         now = utcnow()
-        attempts, updates, retries, attention, gone = [], [], [], {}, set()
-        schedule = self.config["DELIVERY_RETRY_SCHEDULE"]
-        for item, outcome in self.done:
-            request = item.request
-            attempts.append(dict(
-                delivery_id=item.delivery_id, channel_id=item.channel_id, number=item.number,
-                started_at=item.started_at, duration_ms=outcome.duration_ms, request_method=request.method,
-                request_url=request.shown_url, request_headers=request.masked_headers, request_body=request.body_text(),
-                response_status=outcome.status, response_headers=outcome.response_headers,
-                response_body=outcome.response_body, outcome=outcome.kind, error=outcome.error))
-            row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
-                       last_error=outcome.error, lease_until=None, updated_at=now, next_attempt_at=None)
-            if outcome.kind == SUCCESS:
-                row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
-                if self.attention.get(item.channel_id):
-                    attention[item.channel_id] = (False, None)
-            elif outcome.kind == PERMANENT:
-                row.update(status=DeliveryStatus.FAILED)
-                if outcome.gone:
-                    gone.add(item.channel_id)
-                if outcome.needs_attention:
-                    attention[item.channel_id] = (True, outcome.error)
-            elif item.number >= item.max_attempts:
-                row.update(status=DeliveryStatus.DEAD)
-            else:
-                retry_at = now + timedelta(seconds=retry_delay(item.number, schedule, outcome.retry_after))
-                row.update(status=DeliveryStatus.RETRYING, next_attempt_at=retry_at)
-                retries.append((item.channel_id, item.delivery_id,
-                                retry_at.replace(tzinfo=timezone.utc).timestamp()))
-            updates.append(row)
-            metrics.record_attempt(item.channel_kind, outcome.kind, outcome.duration_ms,
-                                   None if row["status"] == DeliveryStatus.RETRYING else row["status"])
-        for delivery_id, channel_kind, reason in self.cancelled:
-            updates.append(dict(id=delivery_id, status=DeliveryStatus.CANCELLED, last_error=reason, lease_until=None,
-                                updated_at=now))
-            metrics.FINISHED.labels(channel_kind, DeliveryStatus.CANCELLED).inc()
-        for delivery_id, channel_id, attempt_count, wait_for in self.deferred:
-            updates.append(dict(id=delivery_id, lease_until=None, updated_at=now,
-                                status=DeliveryStatus.RETRYING if attempt_count else DeliveryStatus.PENDING,
-                                next_attempt_at=now + timedelta(seconds=wait_for)))
-            retries.append((channel_id, delivery_id, time.time() + wait_for))
-        if attempts:
-            db.session.execute(insert(Attempt), attempts)
-        # Rows with different keys cannot share one executemany: group them by their key set.
-        by_keys: dict[tuple, list[dict]] = defaultdict(list)
-        for row in updates:
-            by_keys[tuple(sorted(row))].append(row)
-        for rows in by_keys.values():
-            db.session.execute(update(Delivery), rows)
-        for channel_id, (flag, reason) in attention.items():
-            db.session.execute(update(Channel).where(Channel.id == channel_id)
-                               .values(needs_attention=flag, attention_reason=reason))
-            self.attention[channel_id] = flag
-        if gone:
-            db.session.execute(update(Channel).where(Channel.id.in_(gone)).values(enabled=False))
-        disabled = self._track_failing_channels(now)
-        db.session.commit()
+        results = self._results(now)
         self.sent += len(self.done)
         self.done, self.cancelled, self.deferred = [], [], []
         self.last_flush = time.monotonic()
+        try:
+            written = self._write(results, now)
+            disabled = self._update_channels([r for r in results if (r.delivery_id, r.claim_token) in written], now)
+            db.session.commit()
+        except JobTimeoutException:
+            raise
+        except Exception:
+            log.exception("could not record %d results at once; recording them one by one", len(results))
+            db.session.rollback()
+            written, disabled = self._write_each(results, now)
+        retries = []
+        for result in results:
+            if (result.delivery_id, result.claim_token) not in written:
+                continue
+            if result.retry:
+                retries.append(result.retry)
+            if result.finished:
+                metrics.FINISHED.labels(result.finished, DeliveryStatus.CANCELLED).inc()
+            elif result.item is not None:
+                status = result.row.get("status")
+                metrics.record_attempt(result.item.channel_kind, result.outcome.kind, result.outcome.duration_ms,
+                                       None if status == DeliveryStatus.RETRYING else status)
         if retries:
             try:
                 queue.schedule(retries)
@@ -334,12 +433,168 @@ class Drain:
             except redis.RedisError as exc:  # the page says it anyway
                 log.warning("could not queue the email about disabled channel %s (%s)", channel_id, exc)
 
-    def _track_failing_channels(self, now: datetime) -> list[int]:
+    def _results(self, now: datetime) -> list[_Result]:
+        """What to write for every finished, cancelled and deferred delivery."""
+        results = []
+        for item, outcome in self.done:
+            try:
+                results.append(self._result(item, outcome, now))
+            except JobTimeoutException:
+                raise
+            except Exception:  # a value that cannot even be turned into a row: keep the verdict alone
+                log.exception("the result of delivery %s could not be prepared for writing", item.delivery_id)
+                with merchant_locale():
+                    note = _("The details of this attempt could not be stored.")
+                bare = Outcome(kind=outcome.kind if outcome.kind in (SUCCESS, PERMANENT) else TRANSIENT, error=note,
+                               needs_attention=False)
+                item = InFlight(item.delivery_id, item.channel_id, item.channel_kind, item.number, item.max_attempts,
+                                item.started_at, OutgoingRequest(NOT_SENT, "", {}, b""), item.claim_token, sent=False)
+                results.append(self._result(item, bare, now))
+        for delivery_id, token, channel_kind, reason in self.cancelled:
+            results.append(_Result(delivery_id, token, dict(id=delivery_id, status=DeliveryStatus.CANCELLED,
+                                                            last_error=reason, lease_until=None, claim_token=None,
+                                                            updated_at=now),
+                                   finished=channel_kind))
+        for delivery_id, token, channel_id, attempt_count, wait_for in self.deferred:
+            results.append(_Result(delivery_id, token, dict(
+                id=delivery_id, lease_until=None, claim_token=None, updated_at=now,
+                next_attempt_at=now + timedelta(seconds=wait_for),
+                status=DeliveryStatus.RETRYING if attempt_count else DeliveryStatus.PENDING),
+                retry=(channel_id, delivery_id, time.time() + wait_for)))
+        return results
+
+    def _result(self, item: InFlight, outcome: Outcome, now: datetime) -> _Result:
+        """One attempt's row and its delivery's new values, with outside text made storable."""
+        request = item.request
+        error = _storable(outcome.error)
+        attempt = dict(
+            delivery_id=item.delivery_id, channel_id=item.channel_id, number=item.number,
+            started_at=item.started_at, duration_ms=outcome.duration_ms, request_method=request.method,
+            request_url=_storable(request.shown_url), request_headers=_storable_headers(request.masked_headers),
+            request_body=_storable(request.body_text()), response_status=outcome.status,
+            response_headers=_storable_headers(outcome.response_headers),
+            response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error)
+        row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
+                   last_error=error, lease_until=None, claim_token=None, updated_at=now, next_attempt_at=None)
+        retry = None
+        if outcome.kind == SUCCESS:
+            row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
+        elif outcome.kind == PERMANENT:
+            row.update(status=DeliveryStatus.FAILED)
+        elif item.number >= item.max_attempts:
+            row.update(status=DeliveryStatus.DEAD)
+        else:
+            wait = retry_delay(item.number, self.config["DELIVERY_RETRY_SCHEDULE"], outcome.retry_after)
+            retry_at = now + timedelta(seconds=wait)
+            row.update(status=DeliveryStatus.RETRYING, next_attempt_at=retry_at)
+            retry = (item.channel_id, item.delivery_id, retry_at.replace(tzinfo=timezone.utc).timestamp())
+        return _Result(item.delivery_id, item.claim_token, row, attempt, item, outcome, retry)
+
+    def _write(self, results: list[_Result], now: datetime) -> set[tuple[str, str]]:
+        """Write the results whose claim is still held, in the current transaction; returns their
+        (delivery id, claim token) pairs. The first statement finds the claims this drain still holds and locks those
+        rows until the commit (a row lock on PostgreSQL, the write lock on SQLite), so no other
+        worker can claim one between the check and the writes; a result whose claim was lost (its
+        lease ran out and another worker claimed it) is dropped, attempt row and all."""
+        if not results:
+            return set()
+        ids, tokens = {r.delivery_id for r in results}, {r.claim_token for r in results}
+        ours = and_(Delivery.id.in_(ids), Delivery.claim_token.in_(tokens))
+        if db.session.get_bind().dialect.name == "postgresql":
+            # A row lock, without the new row version an UPDATE would write.
+            found = db.session.execute(select(Delivery.id, Delivery.claim_token).where(ours).with_for_update())
+        else:
+            # SQLite has no row locks: a write takes the database's write lock, held until the commit.
+            found = db.session.execute(update(Delivery).where(ours).values(updated_at=now)
+                                       .returning(Delivery.id, Delivery.claim_token)
+                                       .execution_options(synchronize_session=False))
+        pairs = {(row[0], row[1]) for row in found}
+        # A delivery this drain claimed twice (its first lease ran out) is held by the later claim only.
+        results = [r for r in results if (r.delivery_id, r.claim_token) in pairs]
+        dropped = ids - {r.delivery_id for r in results}
+        if dropped:
+            log.warning("dropped the results of %d deliveries claimed again since (their lease ran out): %s",
+                        len(dropped), ", ".join(sorted(dropped)[:10]))
+        attempts = [r.attempt for r in results if r.attempt is not None]
+        if attempts:
+            db.session.execute(insert(Attempt), attempts)
+        # Rows with different keys cannot share one executemany: group them by their key set.
+        by_keys: dict[tuple, list[dict]] = defaultdict(list)
+        for result in results:
+            by_keys[tuple(sorted(result.row))].append(result.row)
+        for rows in by_keys.values():
+            db.session.execute(update(Delivery), rows)
+        return {(r.delivery_id, r.claim_token) for r in results}
+
+    def _write_each(self, results: list[_Result], now: datetime) -> tuple[set[tuple[str, str]], list[int]]:
+        """`_write`, one result per transaction, after the batch failed; then the channels."""
+        written: set[tuple[str, str]] = set()
+        for result in results:
+            for version in (result, self._without_details(result)):
+                try:
+                    written |= self._write([version], now)
+                    db.session.commit()
+                    break
+                except JobTimeoutException:
+                    raise
+                except Exception:
+                    log.exception("could not record the result of delivery %s", result.delivery_id)
+                    db.session.rollback()
+            # Both failed: the delivery stays claimed until its lease runs out, then is sent again.
+        try:
+            disabled = self._update_channels([r for r in results if (r.delivery_id, r.claim_token) in written], now)
+            db.session.commit()
+        except JobTimeoutException:
+            raise
+        except Exception:
+            log.exception("could not update the channels' state after recording results one by one")
+            db.session.rollback()
+            disabled = []
+        return written, disabled
+
+    def _without_details(self, result: _Result) -> _Result:
+        """The result with only what cannot be refused: the attempt's outcome and the delivery's
+        new status, with a note that the details (request, response, error) could not be stored."""
+        if result.attempt is None:
+            return _Result(result.delivery_id, result.claim_token, dict(result.row, last_error=None),
+                           item=result.item, outcome=result.outcome, retry=result.retry, finished=result.finished)
+        with merchant_locale():
+            note = _("The details of this attempt could not be stored.")
+        attempt = dict(result.attempt, request_headers={}, request_body="", response_headers=None,
+                       response_body=None, request_url="", error=note)
+        return _Result(result.delivery_id, result.claim_token, dict(result.row, last_error=note), attempt,
+                       result.item, result.outcome, result.retry)
+
+    def _update_channels(self, results: list[_Result], now: datetime) -> list[int]:
+        """The channels' state after these results: attention set or cleared, gone endpoints
+        disabled, runs of failures tracked. Returns the channels disabled for failing too long."""
+        attention, gone = {}, set()
+        for result in results:
+            item, outcome = result.item, result.outcome
+            if item is None or not item.sent:
+                continue  # nothing was sent: this says nothing about the channel
+            if outcome.kind == SUCCESS and self.attention.get(item.channel_id):
+                attention[item.channel_id] = (False, None)
+            elif outcome.kind == PERMANENT:
+                if outcome.gone:
+                    gone.add(item.channel_id)
+                if outcome.needs_attention:
+                    attention[item.channel_id] = (True, result.row["last_error"])
+        for channel_id, (flag, reason) in attention.items():
+            db.session.execute(update(Channel).where(Channel.id == channel_id)
+                               .values(needs_attention=flag, attention_reason=reason))
+            self.attention[channel_id] = flag
+        if gone:
+            db.session.execute(update(Channel).where(Channel.id.in_(gone)).values(enabled=False))
+        return self._track_failing_channels(
+            [(r.item, r.outcome) for r in results if r.item is not None and r.item.sent], now)
+
+    def _track_failing_channels(self, done: list[tuple[InFlight, Outcome]], now: datetime) -> list[int]:
         """Note when each channel's run of failures began, end it at a success, and disable the
         channels failing for CHANNEL_DISABLE_AFTER_HOURS. Returns the channels it disabled.
         A refusal of one delivery on purpose (needs_attention False) is an answer: not a failure."""
         last: dict[int, bool] = {}
-        for item, outcome in self.done:
+        for item, outcome in done:
             last[item.channel_id] = outcome.ok or not outcome.needs_attention
         recovered = [c for c, ok in last.items() if ok and self.failing.get(c)]
         failing = [c for c, ok in last.items() if not ok]
@@ -383,7 +638,8 @@ def drain() -> str:
     # inside RQ's timeout, it hands its requests in flight on to the next drain in this process
     # (`Drain.carry_over`); when the worker is asked to stop, it waits for them.
     soft = started + config["DRAIN_BUDGET"]
-    hard = started + max(config["DRAIN_BUDGET"], queue.JOB_TIMEOUT - config["DELIVERY_READ_TIMEOUT"] - 20)
+    hard = started + max(config["DRAIN_BUDGET"], queue.JOB_TIMEOUT - queue.DRAIN_MARGIN
+                         - config["DELIVERY_CONNECT_TIMEOUT"] - config["DELIVERY_READ_TIMEOUT"])
     carry_tried = False
     while True:
         now = time.monotonic()

@@ -25,8 +25,11 @@ from rq.serializers import JSONSerializer
 
 log = logging.getLogger(__name__)
 
-# A drain runs for at most its budget (DRAIN_BUDGET) plus the read timeout: well under this.
+# RQ kills a drain job after this. A drain takes work for DRAIN_BUDGET seconds, then waits at most
+# connect + read timeout for its last requests and DRAIN_MARGIN to record them: config.py refuses
+# settings under which that does not fit.
 JOB_TIMEOUT = 120
+DRAIN_MARGIN = 20
 # A failed job is kept a day so the operator can read its traceback (`rq info`, Redis).
 FAILURE_TTL = 24 * 3600
 

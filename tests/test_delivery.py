@@ -148,7 +148,7 @@ def test_a_delivery_queued_twice_is_sent_once(app, receiver_demo, make_webhook, 
         get_queue().enqueue("notify.jobs.drain")  # …and a second drain racing for it
     worker()
     with app.app_context():
-        assert jobs.claim([delivery_id]) == set()  # a stale claim afterwards finds nothing to do
+        assert jobs.claim([delivery_id])[1] == set()  # a stale claim afterwards finds nothing to do
     status, attempts = load(app, delivery_id)
     assert status == DeliveryStatus.DELIVERED and len(attempts) == 1 and len(demo.events()) == 1
 
@@ -264,7 +264,7 @@ def test_a_delivery_held_by_a_dead_worker_is_sent_once_its_lease_runs_out(app, r
     _, (delivery_id,) = emit(app)
     lose_redis_work(app)
     with app.app_context():
-        assert jobs.claim([delivery_id]) == {delivery_id}  # a worker took it… and died before sending
+        assert jobs.claim([delivery_id])[1] == {delivery_id}  # a worker took it… and died before sending
         assert jobs.sweep() == 0  # its lease still holds: nobody else may send it
         delivery = db.session.get(Delivery, delivery_id)
         delivery.lease_until = utcnow() - timedelta(seconds=1)
@@ -326,10 +326,11 @@ def test_drains_hand_over_when_their_budget_is_spent_and_nothing_is_lost(app, re
 
 def test_a_drain_at_its_time_limit_hands_its_request_in_flight_to_the_next_drain(app, local_receiver, make_webhook,
                                                                                  monkeypatch):
-    """At its hard limit (5 s here: what RQ's job timeout leaves after a 95 s read timeout) a drain
-    does not wait for a request that hangs: it ends and queues the next drain on the worker's own
-    queue, which records the answer once it comes. The request is sent once, recorded once."""
-    receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 6.5))
+    """At its hard limit (3 s here: what RQ's job timeout leaves after a 2 s connect and a 95 s read
+    timeout) a drain does not wait for a request that hangs: it ends and queues the next drain on
+    the worker's own queue, which records the answer once it comes. The request is sent once,
+    recorded once."""
+    receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 4.5))
     make_webhook(receiver.url + "/slow", hooks_=["order_pay_hook"])
     app.config.update(DELIVERY_READ_TIMEOUT=95.0, DRAIN_BUDGET=1.0)
     own = f"{app.config['RQ_QUEUE']}.worker.test"

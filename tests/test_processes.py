@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(app, make_webhook, flask_pro
 def test_one_worker_keeps_delivering_past_its_drain_time_limit_while_a_request_hangs(app, make_webhook, flask_process,
                                                                                     local_receiver):
     """One `flask worker`, continuous events, and an endpoint that answers after 9 s. The drain's
-    hard limit (5 s here) comes while that request is out: the healthy endpoint's events emitted
+    hard limit (3 s here: 120 s less 20 s, the connect and the read timeout) comes while that request is out: the healthy endpoint's events emitted
     after it still arrive before the slow answer does (the request is handed on, not waited for),
     and the slow delivery is sent and recorded once, even though the worker is stopped before it
     is answered."""
@@ -200,3 +200,53 @@ def test_two_schedulers_and_two_workers_send_one_daily_report(app, receiver_demo
     assert entry["event"] == "order_count_amount_hook" and entry["body"]["data"]["late"] is True
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(ReportRun)) == 1
+
+
+def test_poison_events_among_a_hundred_healthy_ones_through_a_worker_process(app, login, make_webhook, make_channel,
+                                                                             flask_process, local_receiver,
+                                                                             dingtalk):
+    """Poison events stored as older versions accepted them (a product that is a string, a lone
+    surrogate, nesting 970 deep), in the same batches as 100 healthy events, through one real
+    `flask worker`: each healthy delivery reaches the receiver exactly once, none is left
+    sending, each poison delivery is final (delivered, or failed with its reason), and its page
+    renders."""
+    from models import Attempt
+    from notify import dispatch
+    from tests.test_poison import add_deliveries, deep_json, store_event
+
+    seen = []
+    receiver = local_receiver(lambda path, headers: (seen.append(headers["X-Apsdai-Delivery"]) or 200, {}, b"", 0))
+    make_webhook(receiver.url + "/hook", hooks_=["order_pay_hook", "order_create_hook"])
+    make_channel("dingtalk", {"url": dingtalk.add_robot("dingtokenprocess01")}, hooks_=["order_pay_hook"])
+    poison, healthy = [], []
+    with app.app_context():
+        for n in range(100):
+            if n in (10, 50, 90):
+                data = {10: '{"order": {"product": "abc"}}', 50: '{"order": {"order_no": "\\ud800"}}',
+                        90: '{"order": ' + deep_json(970) + "}"}[n]
+                poison += add_deliveries(app, store_event(app, "order_pay_hook", data), "order_pay_hook")
+            healthy += dispatch.emit("order_create_hook", {"order": {"order_no": f"H{n}"}}).delivery_ids
+    assert len(healthy) == 100 and len(poison) == 6
+    # Four connections at a time: the test receiver's listen backlog is five, and a connection it
+    # drops would be a retry that has nothing to do with the poison.
+    flask_process("worker", MERCHANT_TIMEZONE="Asia/Shanghai", DELIVERY_PER_ENDPOINT_CONCURRENCY="4")
+
+    def settled():
+        with app.app_context():
+            return not db.session.scalar(db.select(db.func.count()).select_from(Delivery).where(
+                Delivery.status.in_(DeliveryStatus.ACTIVE)))
+    wait_for(settled, timeout=60)
+    time.sleep(1)  # a duplicate would have had time to arrive
+    assert sorted(d for d in seen if d in healthy) == sorted(healthy)  # each exactly once
+    with app.app_context():
+        found = {d.id: d for d in db.session.scalars(db.select(Delivery))}
+        attempts = db.session.execute(db.select(Attempt.delivery_id, Attempt.number, Attempt.outcome, Attempt.error)
+                                      .order_by(Attempt.delivery_id, Attempt.number)).all()
+    assert all(found[d].status == DeliveryStatus.DELIVERED for d in healthy)
+    assert [a.delivery_id for a in attempts] == sorted(found), [a for a in attempts if a.number > 1]
+    for delivery_id in poison:
+        delivery = found[delivery_id]
+        assert delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+        assert delivery.status == DeliveryStatus.DELIVERED or "Nothing was sent" in delivery.last_error
+        assert login.get(f"/deliveries/{delivery_id}").status_code == 200
+    assert all(seen.count(d) <= 1 for d in poison)
