@@ -31,8 +31,8 @@ from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
 from notify import metrics, queue, ratelimit, signing
 from notify.messages import merchant_locale
-from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, DeliverySettings, OutgoingRequest, Outcome,
-                               transport_for)
+from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, OutgoingRequest,
+                               Outcome, transport_for)
 from notify.transports.base import Transport
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,9 @@ def unsent_outcome(exc: BaseException, *, loading: bool = False) -> Outcome:
             return Outcome(kind=TRANSIENT, needs_attention=False, error=_(
                 "An internal error stopped this attempt before anything was sent (%(error)s); it is tried "
                 "again later.", error=_excerpt(exc)))
+        if isinstance(exc, CannotPrepare):  # the transport says why, in words
+            return Outcome(kind=PERMANENT, needs_attention=False, error=_(
+                "%(reason)s Nothing was sent, and retrying cannot help.", reason=exc.reason))
         if loading:
             return Outcome(kind=PERMANENT, needs_attention=False, error=_(
                 "This event's stored data cannot be read (%(error)s). Nothing was sent, and retrying cannot "
