@@ -38,7 +38,13 @@ CHECK_PAGE = r"""
   const shown = (el) => {
     if (!el.checkVisibility({visibilityProperty: true})) return false;
     const r = el.getBoundingClientRect();
-    return r.width > 1 && r.height > 1;  // .sr-only texts are 1 px boxes: for screen readers only
+    if (r.width <= 1 || r.height <= 1) return false;
+    // Visually hidden on purpose (.sr-only, a stacked table's header): inside a 1 px clipping box.
+    for (let e = el; e && e !== document.body; e = e.parentElement) {
+      const b = e.getBoundingClientRect();
+      if ((b.width <= 1 || b.height <= 1) && getComputedStyle(e).overflowX !== "visible") return false;
+    }
+    return true;
   };
   const clipping = (el) => {  // the ancestors that cut off what sticks out of them
     const found = [];
