@@ -251,11 +251,16 @@ def test_every_page_fits_every_width_in_both_languages(browser, live, app, fille
         page.on("console", lambda message: console.append(message.text)
                 if message.type == "error" and "Content Security Policy" in message.text else None)
         page.on("pageerror", lambda error: console.append(str(error)))
+        # Nothing a page loads by itself (stylesheet, script) may fail.
+        page.on("response", lambda response: console.append(f"{response.status} for {response.url}")
+                if response.status >= 400 and response.request.resource_type != "document" else None)
         return page
 
     def check(page, label, path, width, language):
         response = page.goto(live + with_language(path, language))
         assert response.status == (404 if label == "404" else 200), (label, response.status, page.url)
+        # Headless Chromium does not fetch icons: ask for the page's own, as a browser with tabs would.
+        assert page.evaluate("fetch(document.querySelector('link[rel=icon]').href).then((r) => r.status)") == 200
         for problem in page_problems(page):
             problems.append(f"{label} ({path}) at {width} px, {language}: {problem}")
 
@@ -284,3 +289,78 @@ def test_every_page_fits_every_width_in_both_languages(browser, live, app, fille
             context.close()
     assert console == []
     assert problems == [], "\n" + "\n".join(problems)
+
+
+# -- error pages, the favicon, the empty chart (no browser needed) ---------------------------
+
+def test_an_unknown_page_is_a_translated_page_in_the_products_look(client, admin):
+    page = client.get("/no-such-page")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "Page not found" in html and 'href="/static/app.css"' in html and 'class="topbar"' in html
+    assert '<a class="button primary" href="/">Go to the home page</a>' in html
+    chinese = client.get("/no-such-page?lang=zh_CN").get_data(as_text=True)
+    assert "页面不存在" in chinese and "返回首页" in chinese and '<html lang="zh-CN">' in chinese
+
+
+def test_a_wrong_method_and_an_expired_form_are_pages_too(app, login):
+    page = login.get("/logout")  # logging out is a POST
+    assert page.status_code == 405 and "Not allowed" in page.get_data(as_text=True)
+    assert "POST" in page.headers["Allow"]
+    app.config["WTF_CSRF_ENABLED"] = True
+    expired = login.post("/settings/tokens/", data={"name": "no token in this form"})
+    assert expired.status_code == 400 and "The form has expired" in expired.get_data(as_text=True)
+
+
+def test_the_api_keeps_its_json_errors(client, api_token):
+    unknown = client.get("/api/v1/no-such-thing")
+    assert unknown.status_code == 404 and unknown.json["error"]["code"] == "not_found"
+    wrong_method = client.get("/api/v1/events", headers={"Authorization": f"Bearer {api_token}"})
+    assert wrong_method.status_code == 405 and wrong_method.json["error"]["code"] == "method_not_allowed"
+
+
+@pytest.fixture
+def crashing_app(app_env, admin):
+    """An app as in production (exceptions become 500s), with a page and an API path that crash."""
+    from app import create_app
+
+    app = create_app({"TESTING": False, "PROPAGATE_EXCEPTIONS": False})
+    for path in ("/boom", "/api/v1/boom"):
+        app.add_url_rule(path, path, lambda: 1 / 0)
+    return app
+
+
+def test_a_crash_is_a_translated_500_page_and_json_under_the_api(crashing_app):
+    client = crashing_app.test_client()
+    page = client.get("/boom", headers={"Accept-Language": "zh-CN"})
+    assert page.status_code == 500 and "出错了" in page.get_data(as_text=True)
+    assert 'class="topbar"' in page.get_data(as_text=True)
+    api = client.get("/api/v1/boom")
+    assert api.status_code == 500 and api.json["error"]["code"] == "internal_server_error"
+
+
+def test_when_even_the_error_page_fails_a_bare_one_answers(crashing_app, monkeypatch):
+    from notify import shop_settings
+
+    def settings_unreadable():
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setattr(shop_settings, "effective", settings_unreadable)  # the footer reads them
+    page = crashing_app.test_client().get("/boom")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 500 and "Something went wrong" in html and "Go to the home page" in html
+    assert "Times are shown in" not in html  # the bare page: no footer, no settings
+
+
+def test_the_favicon_is_served_and_linked(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
+    assert client.get("/static/favicon.svg").status_code == 200
+    login_page = client.get("/setup").get_data(as_text=True)
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in login_page
+
+
+def test_an_empty_dashboard_chart_says_so(login):
+    html = login.get("/dashboard").get_data(as_text=True)
+    assert "No data yet" in html and "<svg" not in html
+    assert "暂无数据" in login.get("/dashboard?lang=zh_CN").get_data(as_text=True)
