@@ -7,7 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from dotenv import load_dotenv
-from flask import Flask, current_app, has_request_context, request, session
+from flask import Flask, current_app, has_request_context, render_template, request, session
+from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from extensions import babel, csrf, db, limiter, login, mail, migrate
 
@@ -70,6 +73,47 @@ def add_security_headers(response):
     return response
 
 
+# What an error page says, by status code: a title and a sentence in the merchant's words.
+ERROR_TEXTS = {
+    400: (_l("Bad request"), _l("The request could not be understood. If you sent a form, open its page again and retry.")),
+    401: (_l("Not logged in"), _l("This address needs credentials.")),
+    403: (_l("Forbidden"), _l("You may not see this page.")),
+    404: (_l("Page not found"), _l("There is no page at this address: the link may be mistyped, or what it pointed to "
+                                    "was deleted.")),
+    405: (_l("Not allowed"), _l("This address does not accept that kind of request.")),
+    413: (_l("Too large"), _l("What you sent is larger than this server accepts.")),
+    429: (_l("Too many requests"), _l("Wait a moment, then try again.")),
+    500: (_l("Something went wrong"), _l("The server could not finish this request. It is in the server's log; try "
+                                         "again, and if it keeps happening, look there.")),
+}
+CSRF_TEXT = (_l("The form has expired"), _l("Go back, reload the page and send the form again."))
+
+
+def error_page(exc: HTTPException):
+    """Every HTTP error of the admin (a 404, a 405, an expired form, a crash as a 500) is a page in
+    the product's look and the page's language, with a way home. API paths (/api/…) answer the API's
+    JSON error instead, whatever the error: a shop's client reads JSON."""
+    if request.path.startswith("/api/"):
+        from blueprints.api import http_error
+
+        return http_error(exc)
+    if exc.response is not None:  # a view or extension built its own answer
+        return exc.response
+    code = exc.code or 500
+    title, message = CSRF_TEXT if isinstance(exc, CSRFError) else ERROR_TEXTS.get(code, (exc.name, ""))
+    headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+    if isinstance(exc, InternalServerError):
+        # The database may be what failed: give the page a clean session to read the user and the
+        # settings with, and if even that fails, a page that needs neither.
+        db.session.rollback()
+        try:
+            return render_template("errors/error.html", code=code, title=title, message=message), code, headers
+        except Exception:
+            current_app.logger.exception("the error page itself failed; answering the bare one")
+            return render_template("errors/bare.html", code=code, title=title, message=message), code, headers
+    return render_template("errors/error.html", code=code, title=title, message=message), code, headers
+
+
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app. `test_config` overrides what the environment says (tests, the worker CLI)."""
     load_dotenv(ROOT / ".env")
@@ -118,6 +162,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_blueprints(app)
     register_cli(app)
+    app.register_error_handler(HTTPException, error_page)
+    # Browsers that ignore <link rel="icon"> ask for /favicon.ico: the same SVG, rather than a 404.
+    app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"))
     _configure_sqlite(app)
     return app
 

@@ -31,6 +31,8 @@ def error(status: int, code: str, message: str, field: str | None = None, **extr
 
 @bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException):
+    """The JSON error for any HTTP error under /api/ (app.error_page sends unknown API paths and
+    methods here too, and the shop API's errors)."""
     if isinstance(exc, RequestEntityTooLarge):
         limit = current_app.config["API_MAX_BODY_BYTES"]
         return error(413, "body_too_large", f"the request body is larger than {limit} bytes")
@@ -89,12 +91,3 @@ def create_event():
         return error(400, "invalid_field", exc.message, exc.field)
     db.session.commit()
     return jsonify({"id": event.id, "event": event.hook, "deliveries": len(event.delivery_ids)}), 202
-
-
-@bp.app_errorhandler(404)
-@bp.app_errorhandler(405)
-def api_routing_error(exc: HTTPException):
-    """Unknown API paths and methods answer JSON too; the admin keeps its HTML error pages."""
-    if request.path.startswith(bp.url_prefix + "/"):
-        return http_error(exc)
-    return exc

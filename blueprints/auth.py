@@ -104,7 +104,7 @@ def has_admin() -> bool:
 @bp.before_app_request
 def first_run():
     """Until an admin exists, every admin page leads to the setup page."""
-    if request.endpoint in (None, "static", "auth.setup", "metrics.scrape") or request.blueprint in ("api", "shop_api"):
+    if request.endpoint in (None, "static", "favicon", "auth.setup", "metrics.scrape") or request.blueprint in ("api", "shop_api"):
         return None
     if not has_admin():
         return redirect(url_for("auth.setup"))

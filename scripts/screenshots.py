@@ -87,6 +87,12 @@ def main() -> None:
                 for name, path in pages.items():
                     page.goto(f"{base}{path}{'&' if '?' in path else '?'}lang={language}")
                     page.screenshot(path=str(OUT / f"{name}{suffix}.png"), full_page=True)
+            # The same session on a phone-sized screen (390 px), where tables become stacked rows.
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")
+            phone.context.add_cookies(page.context.cookies())
+            for name in ("notifications", "deliveries"):
+                phone.goto(f"{base}{pages[name]}?lang=zh_CN")
+                phone.screenshot(path=str(OUT / f"{name}-phone-zh.png"))
             browser.close()
         print(f"screenshots written to {OUT}")
     finally:

@@ -1,5 +1,7 @@
 """Recovering a channel: a preview by hook, then failed, dead and cancelled deliveries sent again
 with their ids, and the events it missed while disabled delivered too."""
+import re
+
 from extensions import db
 from models import Delivery, DeliveryStatus
 from notify import dispatch, hooks
@@ -22,7 +24,8 @@ def test_recover_since_previews_then_resends_and_fills_the_gap(app, login, worke
     assert "/recover?since=" in response.location
     page = login.get(f"/settings/notifications/channels/{channel_id}/recover?since=2000-01-01T00:00").text
     assert "Send 3 deliveries" in page and "order_cancel_hook" not in page
-    assert "<td>2</td><td>0</td>" in page and "<td>0</td><td>1</td>" in page
+    counts = re.findall(r"<td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>", page)  # the cells carry labels for phones
+    assert ("2", "0") in counts and ("0", "1") in counts
     answers[0] = 200
     response = login.post(f"/settings/notifications/channels/{channel_id}/recover", data={"since": "2000-01-01T00:00"})
     assert response.status_code == 302
