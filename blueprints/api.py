@@ -97,4 +97,6 @@ def api_routing_error(exc: HTTPException):
     """Unknown API paths and methods answer JSON too; the admin keeps its HTML error pages."""
     if request.path.startswith(bp.url_prefix + "/"):
         return http_error(exc)
-    return exc
+    from blueprints import error_page
+
+    return error_page(exc)
