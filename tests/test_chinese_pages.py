@@ -192,3 +192,24 @@ def test_every_admin_page_in_chinese_has_no_english_sentences(app, client, make_
     found = {name: runs for name, html in shown.items() if (runs := english_runs(html))}
     report = "\n".join(f"  {name}: {' | '.join(dict.fromkeys(runs))}" for name, runs in found.items())
     assert not found, "English on Chinese pages:\n" + report
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="failure reasons are stored as text in MERCHANT_LANGUAGE; the reasons "
+                                       "branch (codes and their words) renders them in the reader's: remove this "
+                                       "mark when it is merged")
+def test_a_failed_delivery_in_chinese_has_no_english_sentences(app, login, make_webhook, worker):
+    from tests.conftest import free_port
+
+    channel_id = make_webhook(f"http://127.0.0.1:{free_port()}/hook")  # nothing listens there
+    response = login.post(f"/settings/notifications/channels/{channel_id}/test", data={"hook": "stock_alarm_hook"})
+    delivery_id = response.location.rsplit("/", 1)[-1]
+
+    def settled():
+        with app.app_context():
+            return db.session.get(Delivery, delivery_id).status not in DeliveryStatus.ACTIVE
+
+    worker(until=settled)
+    shown = {"deliveries": zh(login, "/deliveries/"), "failed delivery": zh(login, f"/deliveries/{delivery_id}"),
+             "failed test result": zh(login, f"/deliveries/{delivery_id}/result")}
+    found = {name: runs for name, html in shown.items() if (runs := english_runs(html))}
+    assert not found, found
