@@ -145,6 +145,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.before_request_funcs[None].remove(limiter._check_request_limit)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone,
                    default_translation_directories=str(ROOT / "translations"))
+    # WTForms' own messages ("This field is required.", "Not a valid choice.") in the page's
+    # language: Flask-WTF loads the catalogues WTForms ships (its `zh` one for zh_Hans_CN) for the
+    # locale Flask-Babel selected. On by default; said here so that nobody turns it off unawares.
+    app.config.setdefault("WTF_I18N_ENABLED", True)
     from flask_babel import format_currency, format_datetime, get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale

@@ -53,6 +53,8 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def hook_choices() -> list[SelectChoice]:
+    """The nine hooks as options, labelled in the current request's language: call it per form,
+    never at import time (a label formatted then stays in the default language)."""
     return [SelectChoice(h.name, f"{h.label} ({h.name})", optgroup=hooks.GROUP_LABELS[h.group]) for h in hooks.HOOKS]
 
 
@@ -63,11 +65,12 @@ class ChannelForm(FlaskForm):
 
     transport = None  # the kind's Transport class
     description = StringField(_l("Description"), validators=[Optional(), Length(max=200)])
-    hooks = MultiCheckboxField(_l("Events"), choices=hook_choices())
+    hooks = MultiCheckboxField(_l("Events"), choices=[])
     enabled = BooleanField(_l("Enabled"), default=True)
 
     def __init__(self, *args, channel=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.hooks.choices = hook_choices()
         self.channel = channel
 
     def load(self, channel) -> None:
@@ -125,6 +128,13 @@ class RobotForm(ChannelForm):
     masked and a blank field keeps it; mentions are chosen per group of events."""
 
     url = StringField(_l("Webhook URL"), render_kw={"inputmode": "url", "autocomplete": "off", "spellcheck": "false"})
+    confirm_host = BooleanField(_l("Use this address anyway"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Set by `validate` when the URL's host is not the service's own: the page then shows
+        # the warning and the checkbox that confirms the address.
+        self.host_warning = False
 
     def load(self, channel) -> None:
         super().load(channel)
@@ -152,7 +162,26 @@ class RobotForm(ChannelForm):
     def config(self) -> dict:
         return {"url": self.saved_url(), "mentions": self.mentions()}
 
+    def validate(self, extra_validators=None) -> bool:
+        """The channel's rules (the transport's), then: a newly typed URL on another host than the
+        service's own is saved only once the merchant confirms it (a gateway or a proxy is fine,
+        a mistyped or pasted-from-elsewhere address is not). The saved URL was confirmed already."""
+        ok = super().validate(extra_validators)
+        typed = (self.url.data or "").strip()
+        saved = self.channel.config.get("url", "") if self.channel else ""
+        host = self.transport.unexpected_host(typed) if typed and typed != saved else None
+        if host and not self.url.errors and not self.confirm_host.data:
+            self.host_warning = True
+            self.url.errors.append(str(_l(
+                "%(host)s is not %(service)s's address (%(official)s). If this is a gateway or a proxy you use on "
+                "purpose, tick “Use this address anyway” and save again.", host=host,
+                service=self.transport.label, official=self.transport.official_host)))
+            ok = False
+        return ok
+
     def error_field(self, name: str):
+        if name.startswith("mentions_") and name.endswith("_user_ids"):
+            return getattr(self, "user_ids_" + name[len("mentions_"):-len("_user_ids")])
         if name.startswith("mentions_"):
             return getattr(self, "mobiles_" + name[len("mentions_"):])
         return super().error_field(name)
@@ -230,7 +259,11 @@ class RotateForm(FlaskForm):
 
 
 class TestForm(FlaskForm):
-    hook = SelectField(_l("Event to send"), choices=hook_choices(), default="order_pay_hook")
+    hook = SelectField(_l("Event to send"), choices=[], default="order_pay_hook")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.hook.choices = hook_choices()
 
 
 class TokenForm(FlaskForm):

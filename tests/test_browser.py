@@ -163,6 +163,10 @@ def test_dingtalk_with_a_wrong_secret_is_explained(page, live, app, dingtalk, fl
     page.fill("#url", url)
     page.fill("#secret", "SEC9999999999wrongwrongwrong")
     page.click("button:has-text('Save')")
+    # The fake service is on loopback, not oapi.dingtalk.com: the form asks to confirm the address.
+    page.wait_for_selector("text=Use this address anyway")
+    page.check("#confirm_host")
+    page.click("button:has-text('Save')")
     page.wait_for_url(re.compile(r"/dingtalk/\d+$"))
     page.click("button:has-text('Send test')")
     page.wait_for_selector("#result .badge-failed")

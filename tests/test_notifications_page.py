@@ -187,10 +187,11 @@ def test_dingtalk_saved_with_mentions_per_group_and_token_never_shown_again(logi
 @pytest.mark.parametrize("path, overrides, field_id, message", [
     ("dingtalk", {"url": "https://oapi.dingtalk.com/robot/send"}, "url", "The URL has no access_token"),
     ("dingtalk", {"secret": "abc"}, "secret", "A DingTalk signing secret starts with SEC"),
-    ("dingtalk", {"mobiles_order": "12345, call-me"}, "mobiles_order", "Not a mobile number: call-me"),
+    ("dingtalk", {"mobiles_order": "12345, 13800000000, call-me"}, "mobiles_order",
+     "Not a mobile number: 12345, call-me."),
     ("dingtalk", {"keyword": "x" * 51}, "keyword", "at most 50 characters"),
     ("wecom", {"url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?token=1"}, "url", "The URL has no key"),
-    ("wecom", {"url": WECOM_URL, "user_ids_statistics": "li si!"}, "mobiles_statistics", "Not a user id: si!"),
+    ("wecom", {"url": WECOM_URL, "user_ids_statistics": "li si! _x"}, "user_ids_statistics", "Not a user id: si!, _x."),
     ("email", {"recipients": "owner@example.com, not-an-address"}, "recipients", "Not a valid email address"),
     ("email", {"recipients": ""}, "recipients", "Enter at least one email address."),
 ])
@@ -253,3 +254,114 @@ def test_a_fresh_install_explains_itself_and_adds_the_receiver_demo_in_one_click
     assert "HTTP 200" in login.get(test.location + "/result").text
     assert [e["event"] for e in demo.events()] == ["order_pay_hook"]
     assert "Getting started" not in login.get("/settings/notifications/").text
+
+
+# -- Mistakes the forms catch ----------------------------------------------------------------------
+def channel_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(Channel))
+
+
+@pytest.mark.parametrize("path, url, official", [
+    ("dingtalk", "https://robot.example.com/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e5d2c", "oapi.dingtalk.com"),
+    ("wecom", "https://wecom-gateway.example.com/cgi-bin/webhook/send?key=693a91f6-7aaa-4bc4", "qyapi.weixin.qq.com"),
+])
+def test_a_robot_url_on_another_host_is_saved_only_once_confirmed(login, app, path, url, official):
+    response = login.post(f"/settings/notifications/{path}/new", data=robot_form(url=url))
+    assert response.status_code == 200 and channel_count(app) == 0
+    errors = field_errors(response.text)
+    assert any(f"is not" in e and official in e and url.split("/")[2] in e for e in errors), errors
+    assert 'id="url-error"' in response.text and 'name="confirm_host"' in response.text
+    assert "Use this address anyway" in response.text
+    # Confirmed: saved as typed.
+    response = login.post(f"/settings/notifications/{path}/new", data=robot_form(url=url, confirm_host="y"))
+    assert response.status_code == 302 and channel_count(app) == 1
+    with app.app_context():
+        assert db.session.scalar(db.select(Channel)).config["url"] == url
+    # Editing it later, with the URL left blank or typed again as it is, does not ask again.
+    assert login.post(response.location, data=robot_form(url="")).status_code == 302
+    assert login.post(response.location, data=robot_form(url=url)).status_code == 302
+    # The service's own host is never questioned, and the form does not offer the checkbox.
+    own = login.post(f"/settings/notifications/{path}/new", data=robot_form(url=DINGTALK_URL if path == "dingtalk"
+                                                                             else WECOM_URL))
+    assert own.status_code == 302 and channel_count(app) == 2
+    assert 'name="confirm_host"' not in login.get(f"/settings/notifications/{path}/new").text
+
+
+def test_a_confirmed_robot_url_still_goes_through_the_guard(login, app):
+    app.config["ALLOW_PRIVATE_TARGETS"] = False
+    url = "http://169.254.169.254/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e5d2c"
+    response = login.post("/settings/notifications/dingtalk/new", data=robot_form(url=url, confirm_host="y"))
+    assert response.status_code == 200 and channel_count(app) == 0
+    assert 'id="url-error"' in response.text and "is not" not in " ".join(field_errors(response.text))
+
+
+def test_the_host_warning_and_the_checkbox_are_in_chinese(login, app):
+    url = "https://robot.example.com/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e5d2c"
+    page = login.post("/settings/notifications/dingtalk/new?lang=zh_CN", data=robot_form(url=url)).text
+    assert "robot.example.com 不是钉钉的地址（oapi.dingtalk.com）" in page and "仍然使用此地址" in page
+
+
+@pytest.mark.parametrize("mobile, ok", [
+    ("13800000000", True), ("19912345678", True), ("+85261234567", True), ("+852-61234567", True),
+    ("+8613800000000", True), ("+12025550123", True),
+    ("12345", False), ("12800000000", False), ("1380000000", False), ("138000000001", False), ("+1234567", False),
+    ("+1234567890123456", False), ("+0123456789", False), ("138-0000-0000", False), ("call-me", False),
+])
+def test_mobiles_are_mainland_11_digits_or_e164(mobile, ok):
+    from notify.transports import DingTalkTransport, WeComTransport
+
+    for transport in (DingTalkTransport, WeComTransport):
+        errors = transport.validate({"url": DINGTALK_URL if transport is DingTalkTransport else WECOM_URL,
+                                     "mentions": {"order": {"mobiles": mobile}}}, None)
+        assert ("mentions_order" not in errors) is ok, (transport.kind, mobile, errors)
+        if not ok:
+            assert f"Not a mobile number: {mobile}." in errors["mentions_order"]
+
+
+def test_bad_mobiles_and_user_ids_are_each_named_next_to_their_own_field_in_chinese(login, app):
+    page = login.post("/settings/notifications/wecom/new?lang=zh_CN", data=robot_form(
+        url=WECOM_URL, mobiles_order="12345，13800000000 555", user_ids_order="zhangsan -lisi")).text
+    errors = field_errors(page)
+    assert any(e.startswith("不是手机号：12345, 555。") for e in errors), errors
+    assert any(e.startswith("不是用户 ID：-lisi。") for e in errors), errors
+    assert 'id="mobiles_order-error"' in page and 'id="user_ids_order-error"' in page
+    assert channel_count(app) == 0
+
+
+@pytest.mark.parametrize("typed, english, chinese", [
+    ("owner@example", "owner@example: the part after the @ must be a domain with a dot, like example.com",
+     "owner@example：@ 后面必须是带点号的域名，例如 example.com"),
+    ("owner.example.com", "owner.example.com: there is no @", "owner.example.com：缺少 @"),
+    ("@example.com", "@example.com: there is nothing before the @", "@example.com：@ 前面没有内容"),
+    ("owner..x@example.com", "owner..x@example.com: a dot or a hyphen is out of place", "owner..x@example.com：点号或连字符的位置不对"),
+    ("Owner <owner@example.com>", "write the address alone, without a name or &lt; &gt;", "只写地址本身"),
+])
+def test_email_addresses_are_explained_in_our_words(login, app, typed, english, chinese):
+    data = {"recipients": f"ok@example.com, {typed}", "hooks": ALL_HOOKS, "enabled": "y"}
+    page = login.post("/settings/notifications/email/new", data=data).text
+    assert english in page and "@-sign" not in page
+    page = login.post("/settings/notifications/email/new?lang=zh_CN", data=data).text
+    assert chinese in page and "@-sign" not in page
+    assert channel_count(app) == 0
+
+
+def test_the_test_picker_is_labelled_in_the_readers_language(login, app, make_channel):
+    channel_id = make_channel("email", {"recipients": ["owner@example.com"]})
+    page = login.get(f"/settings/notifications/email/{channel_id}?lang=zh_CN").text
+    assert '<option selected value="order_pay_hook">订单支付 (order_pay_hook)</option>' in page
+    page = login.get(f"/settings/notifications/email/{channel_id}?lang=en").text
+    assert '<option selected value="order_pay_hook">Order Paid (order_pay_hook)</option>' in page
+
+
+def test_wtforms_own_messages_are_translated(client, admin):
+    page = client.post("/login?lang=zh_CN", data={"username": "", "password": ""}).text
+    assert "该字段是必填字段。" in page and "This field is required." not in page
+
+
+def test_an_unknown_admin_page_is_explained_in_the_readers_language(client, admin):
+    response = client.get("/no-such-page?lang=zh_CN")
+    assert response.status_code == 404 and "页面不存在" in response.text and "Not Found" not in response.text
+    # The API keeps answering JSON.
+    response = client.get("/api/v1/no-such-thing")
+    assert response.status_code == 404 and response.is_json

@@ -18,6 +18,7 @@ class DingTalkTransport(RobotTransport):
     kind = "dingtalk"
     label = _l("DingTalk")
     credential_param = "access_token"
+    official_host = "oapi.dingtalk.com"
     example_url = "https://oapi.dingtalk.com/robot/send?access_token=…"
     mention_kinds = ("all", "mobiles")
     errors = {

@@ -76,6 +76,42 @@ def server_description() -> str:
     return shop_settings.effective().mail.describe()
 
 
+# email-validator explains in English only: each kind of its messages (matched by how they start)
+# becomes one of ours, translated. Unknown ones get the general sentence.
+_ADDRESS_PROBLEMS = (
+    (("An email address must have an @-sign",), _l("there is no @")),
+    (("There must be something before the @-sign",), _l("there is nothing before the @")),
+    (("There must be something after the @-sign",), _l("there is nothing after the @")),
+    (("The part after the @-sign is not valid. It should have a period",
+      "The part after the @-sign is not valid. It is not within a valid top-level domain"),
+     _l("the part after the @ must be a domain with a dot, like example.com")),
+    (("The part after the @-sign is a special-use or reserved name",),
+     _l("the domain after the @ is reserved and cannot receive email")),
+    (("An email address cannot have two periods in a row", "An email address cannot start with a period",
+      "An email address cannot have a period immediately before the @-sign", "An email address cannot end with a period",
+      "An email address cannot have a period and a hyphen next to each other", "After the @-sign, periods cannot",
+      "The part after the @-sign cannot start with a period", "An email address cannot have a hyphen"),
+     _l("a dot or a hyphen is out of place (two in a row, or at the start or end of a part)")),
+    (("The email address is too long",), _l("it is too long")),
+    (("A display name and angle brackets", "An open angle bracket", "The display name"),
+     _l("write the address alone, without a name or < >")),
+    (("The email address contains", "The part after the @-sign contains", "Internationalized characters before",
+      "The email address is not valid ASCII", "The email address has the"),
+     _l("it contains a character that cannot be in an address")),
+    (("Quoting the part before", "Extra character(s) found after close quote", "There can't be anything after"),
+     _l("it has quotes or text around the address")),
+)
+
+
+def address_problem(exc: EmailNotValidError) -> str:
+    """email-validator's reason, in the merchant's words and language."""
+    message = str(exc)
+    for starts, explanation in _ADDRESS_PROBLEMS:
+        if message.startswith(starts):
+            return str(explanation)
+    return str(_l("it is not an email address"))
+
+
 def clean_recipients(raw) -> tuple[list[str], list[str]]:
     """(normalised addresses, problems) from a list or from text separated by commas, spaces or lines."""
     if isinstance(raw, str):
@@ -88,7 +124,7 @@ def clean_recipients(raw) -> tuple[list[str], list[str]]:
         try:
             address = validate_email(text, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            problems.append(f"{text}: {exc}")
+            problems.append(str(_l("%(address)s: %(problem)s", address=text, problem=address_problem(exc))))
             continue
         if address not in found:
             found.append(address)

@@ -15,8 +15,11 @@ from notify import hooks, messages, signing
 from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
 from notify.transports.webhook import url_problem
 
-MOBILE = re.compile(r"^\+?[0-9][0-9-]{4,19}$")
-USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+# A mainland China mobile (11 digits, 13x-19x), or an international one with its country code
+# (E.164: + and 8-15 digits; DingTalk writes them +852-…, so one hyphen after the code is allowed).
+MOBILE = re.compile(r"^(?:1[3-9][0-9]{9}|\+(?=(?:[0-9]-?){8,15}$)[1-9][0-9]{0,2}-?[0-9]+)$")
+# A WeCom/DingTalk user id: 1-64 letters, digits and _ - @ ., starting with a letter or digit.
+USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MAX_MENTIONS = 20
 
 
@@ -38,6 +41,8 @@ class RobotTransport(Transport):
     credential_param: str
     # Example URL shown in errors and placeholders.
     example_url: str
+    # The service's own host: another one is asked about (`unexpected_host`).
+    official_host: str
     rate_limit = (20, 60.0)
     # Which mention kinds this service supports: "all", "mobiles", "user_ids".
     mention_kinds: tuple[str, ...] = ("all", "mobiles")
@@ -98,17 +103,31 @@ class RobotTransport(Transport):
                 errors[f"mentions_{group}"] = str(_l("Mentions must be an object."))
                 continue
             mobiles, user_ids = _split(chosen.get("mobiles")), _split(chosen.get("user_ids"))
+            # Mobiles' problems under `mentions_<group>`, user ids' under `mentions_<group>_user_ids`,
+            # so the form shows each next to its own field and neither hides the other.
             bad = [m for m in mobiles if not MOBILE.match(m)]
             if bad:
-                errors[f"mentions_{group}"] = str(_l("Not a mobile number: %(values)s", values=", ".join(bad)))
-            bad = [u for u in user_ids if not USER_ID.match(u)]
-            if bad:
-                errors[f"mentions_{group}"] = str(_l("Not a user id: %(values)s", values=", ".join(bad)))
-            if user_ids and "user_ids" not in cls.mention_kinds:
-                errors[f"mentions_{group}"] = str(_l("This service mentions people by mobile number only."))
-            if len(mobiles) + len(user_ids) > MAX_MENTIONS:
+                errors[f"mentions_{group}"] = str(_l(
+                    "Not a mobile number: %(values)s. Use 11 digits for a mainland China mobile (13800000000), "
+                    "or + and the country code (+85261234567).", values=", ".join(bad)))
+            elif len(mobiles) + len(user_ids) > MAX_MENTIONS:
                 errors[f"mentions_{group}"] = str(_l("Mention at most %(n)d people.", n=MAX_MENTIONS))
+            bad = [u for u in user_ids if not USER_ID.match(u)]
+            if user_ids and "user_ids" not in cls.mention_kinds:
+                errors[f"mentions_{group}_user_ids"] = str(_l("This service mentions people by mobile number only."))
+            elif bad:
+                errors[f"mentions_{group}_user_ids"] = str(_l(
+                    "Not a user id: %(values)s. A user id has letters, digits and _ - @ . only, and starts with a "
+                    "letter or a digit.", values=", ".join(bad)))
         return errors
+
+    @classmethod
+    def unexpected_host(cls, url: str) -> str | None:
+        """The URL's host when it is not the service's own (`official_host`), else None. Not an
+        error: gateways and proxies exist, and the tests' fake services listen on loopback; the
+        admin asks the merchant to confirm such an address (forms.RobotForm)."""
+        host = (urlsplit((url or "").strip()).hostname or "").rstrip(".")
+        return host if host and host != cls.official_host else None
 
     @classmethod
     def normalize(cls, config: dict) -> dict:

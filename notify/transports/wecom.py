@@ -22,6 +22,7 @@ class WeComTransport(RobotTransport):
     kind = "wecom"
     label = _l("WeCom")
     credential_param = "key"
+    official_host = "qyapi.weixin.qq.com"
     example_url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"
     mention_kinds = ("all", "mobiles", "user_ids")
     errors = {
