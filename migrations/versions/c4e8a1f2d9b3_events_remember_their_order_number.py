@@ -17,20 +17,28 @@ depends_on = None
 
 # Events recorded before this version learn their order number (`data.order.order_no`, a string
 # or an integer, trimmed, cut to 100 characters, as notify.dispatch.order_number does) in one
-# statement per database. Stored data that is not valid JSON, or whose order number carries a
-# lone surrogate or NUL escape (which the databases cannot turn into text), keeps none.
+# statement per database. Stored data that is not valid JSON, or that carries a lone surrogate or
+# NUL escape (which the databases cannot turn into text), keeps none: the CASE tests that first,
+# because a database may evaluate the conditions of a WHERE in any order.
 _BACKFILL = {
     "sqlite": """
-        UPDATE events SET order_no = NULLIF(substr(trim(CAST(json_extract(data, '$.order.order_no') AS TEXT)), 1, 100), '')
-        WHERE json_valid(data) AND json_type(data, '$.order.order_no') IN ('text', 'integer')
-          AND NOT (lower(data) GLOB '*\\ud[89a-f]*' OR data GLOB '*\\u0000*')
+        UPDATE events SET order_no = CASE
+            WHEN NOT json_valid(data) OR lower(data) GLOB '*\\ud[89a-f]*' OR data GLOB '*\\u0000*' THEN NULL
+            WHEN json_type(data, '$.order.order_no') IN ('text', 'integer')
+                THEN NULLIF(substr(trim(CAST(json_extract(data, '$.order.order_no') AS TEXT)), 1, 100), '')
+        END
+        WHERE instr(data, '"order_no"') > 0
     """,
     "postgresql": """
-        UPDATE events SET order_no = NULLIF(left(btrim(data -> 'order' ->> 'order_no'), 100), '')
-        WHERE (json_typeof(data -> 'order' -> 'order_no') = 'string'
-               OR (json_typeof(data -> 'order' -> 'order_no') = 'number'
-                   AND (data -> 'order' -> 'order_no')::text ~ '^-?[0-9]+$'))
-          AND (data -> 'order' -> 'order_no')::text !~* '\\\\u(0000|d[89a-f])'
+        UPDATE events SET order_no = CASE
+            WHEN data::text ~* '\\\\u(0000|d[89a-f])' THEN NULL
+            WHEN json_typeof(data -> 'order' -> 'order_no') = 'string'
+                THEN NULLIF(left(btrim(data -> 'order' ->> 'order_no'), 100), '')
+            WHEN json_typeof(data -> 'order' -> 'order_no') = 'number'
+                 AND (data -> 'order' -> 'order_no')::text ~ '^-?[0-9]+$'
+                THEN data -> 'order' ->> 'order_no'
+        END
+        WHERE strpos(data::text, '"order_no"') > 0
     """,
 }
 
