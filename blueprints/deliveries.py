@@ -99,7 +99,8 @@ def _filter(source) -> tuple[DeliveryFilter, dict, dict]:
     for name, value in (("since", since), ("until", until)):
         if value is False:
             date_errors[name] = _("Use a date like 2026-11-27.")
-    channel_id = int(args["channel"]) if args["channel"].isdigit() else None
+    # A channel id is a small integer; anything else (or beyond what the column holds) is no filter.
+    channel_id = int(args["channel"]) if args["channel"].isdigit() and len(args["channel"]) <= 9 else None
     selected = DeliveryFilter(status=args["status"] or None, channel_id=channel_id, hook=args["hook"] or None,
                               since=since or None, until=until or None, search=parse_search(args["q"]))
     return selected, {name: value for name, value in args.items() if value}, date_errors

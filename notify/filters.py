@@ -34,8 +34,9 @@ class Search:
 
 def parse_search(text: str | None) -> Search | None:
     """An exact `dlv_…` or `evt_…` id is that id (case and surrounding spaces forgiven); anything
-    else is an order number, compared exactly (as far as the stored 100 characters go)."""
-    text = (text or "").strip()
+    else is an order number, compared exactly (as far as the stored 100 characters go). NUL, which
+    no order number holds and PostgreSQL refuses in a parameter, is dropped."""
+    text = (text or "").replace("\x00", "").strip()
     if not text:
         return None
     if _ID.fullmatch(text.lower()):

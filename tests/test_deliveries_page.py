@@ -156,3 +156,16 @@ def test_the_filters_read_in_the_pages_language(app, login, make_channel, make_w
     webhook, robot = [o for o in options if " · " in o]
     assert webhook.startswith("WebHook · ERP xxx") and webhook.endswith("…") and len(webhook) <= 70
     assert robot.startswith("钉钉 · ") and "abcdef0123456789" not in robot and "••••" in robot
+
+
+def test_bad_filter_values_are_no_filter_and_never_an_error(app, login, make_webhook):
+    seed(app, make_webhook)
+    for query in ("q=A%00B", "q=" + "9" * 500, "channel=99999999999999999999", "channel=-1", "status=nope",
+                  "q=evt_zz", "before=dlv_missing"):
+        response = login.get(f"/deliveries/?{query}")
+        assert response.status_code == 200, query
+    assert len(listed(login.get("/deliveries/?channel=99999999999999999999").text)) == 4
+    assert listed(login.get("/deliveries/?q=A%00B").text) == []
+    # A malformed date is never a wider selection to send again: the list explains it instead.
+    response = login.get("/deliveries/redeliver?status=failed&since=27/11/2026")
+    assert response.status_code == 302 and "/deliveries/?" in response.location
