@@ -103,20 +103,24 @@ def _resendable(selected: DeliveryFilter, *columns, as_of: datetime | None = Non
     query = (selected.select(*columns)
              .where(unindexed(Delivery.status).in_(DeliveryStatus.FINAL), unindexed(Delivery.channel_id).in_(enabled))
              .order_by(Delivery.created_at, Delivery.id))
-    return query.where(Delivery.created_at <= as_of) if as_of is not None else query
+    return query.where(unindexed(Delivery.created_at) <= as_of) if as_of is not None else query
 
 
-def redelivery_preview(selected: DeliveryFilter, cap: int = REDELIVER_CAP) -> tuple[Summary, bool]:
-    """`(summary, more)`: what `redeliver_filtered` would send now (at most `cap`, the oldest), and
-    whether the filter holds more than that. Two queries, each reading at most `cap` + 1 rows."""
+def redelivery_preview(selected: DeliveryFilter, cap: int | None = None) -> tuple[Summary, bool]:
+    """`(summary, more)`: what `redeliver_filtered` would send now (at most `cap`, by default
+    `REDELIVER_CAP`, the oldest), and whether the filter holds more than that. Two queries, each
+    reading at most `cap` + 1 rows."""
+    cap = REDELIVER_CAP if cap is None else cap
     more = db.session.scalar(select(func.count()).select_from(
         _resendable(selected, literal(1)).limit(cap + 1).subquery())) > cap
     summary = summarize(_resendable(selected, Delivery.hook, Delivery.channel_id, Delivery.created_at).limit(cap))
     return summary, more
 
 
-def redeliver_filtered(selected: DeliveryFilter, as_of: datetime, cap: int = REDELIVER_CAP) -> list[str]:
+def redeliver_filtered(selected: DeliveryFilter, as_of: datetime, cap: int | None = None) -> list[str]:
     """Send again the filter's final deliveries created by `as_of` (the moment of the preview the
-    merchant agreed to: deliveries made since then were not in it), at most `cap`, the oldest
-    first, each with one more attempt (`dispatch.redeliver_all`). Commits; returns their ids."""
+    merchant agreed to: deliveries made since then were not in it), at most `cap` (by default
+    `REDELIVER_CAP`), the oldest first, each with one more attempt (`dispatch.redeliver_all`).
+    Commits; returns their ids."""
+    cap = REDELIVER_CAP if cap is None else cap
     return dispatch.redeliver_all(_resendable(selected, Delivery.id, as_of=as_of).limit(cap))

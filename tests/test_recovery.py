@@ -127,8 +127,6 @@ def test_redeliver_sends_at_most_its_cap_the_oldest_first(app, login, make_webho
             delivery.created_at = delivery.created_at.replace(year=2025, month=1, day=1 + n)
         db.session.commit()
     monkeypatch.setattr(recovery, "REDELIVER_CAP", 2)
-    monkeypatch.setattr(recovery.redelivery_preview, "__defaults__", (2,))
-    monkeypatch.setattr(recovery.redeliver_filtered, "__defaults__", (2,))
     page = login.get("/deliveries/redeliver?status=dead").text
     assert "This filter shows more than 2: the oldest 2 are sent now" in page and "Send 2 deliveries again" in page
     response = login.post("/deliveries/redeliver", data=redeliver_form(page))
