@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import format_number, ngettext
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlalchemy.orm import joinedload
@@ -11,8 +12,10 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from forms import ActionForm
 from models import Channel, Delivery, DeliveryStatus, Event
-from models.base import local_to_utc
-from notify import dispatch, history, hooks, shop_settings
+from models.base import local_to_utc, utcnow
+from notify import channels as channel_service
+from notify import dispatch, history, hooks, recovery, shop_settings
+from notify.filters import DeliveryFilter, parse_search
 
 bp = Blueprint("deliveries", __name__, url_prefix="/deliveries")
 PAGE_SIZE = 50
@@ -26,30 +29,15 @@ def require_login():
 
 @bp.route("/")
 def index():
-    status = request.args.get("status") or None
-    channel_id = request.args.get("channel", type=int)
-    hook = request.args.get("hook") or None
+    selected, args, date_errors = _filter(request.args)
+    if selected.search is not None and selected.search.kind == "delivery":
+        # An exact delivery id jumps to its page.
+        if db.session.get(Delivery, selected.search.value) is not None:
+            return redirect(url_for("deliveries.detail", delivery_id=selected.search.value))
     before = request.args.get("before") or None  # keyset pagination: fast at any depth
-    # Days are the merchant's days (their time zone), compared with UTC timestamps.
-    tz = shop_settings.effective().timezone
-    since, until = _day(request.args.get("since"), tz), _day(request.args.get("until"), tz, end=True)
-    date_errors = {}
-    for name, value in (("since", since), ("until", until)):
-        if value is False:
-            date_errors[name] = _("Use a date like 2026-11-27.")
     # Of the event, only what the list shows: its data is never needed here (and may not decode).
     query = (db.select(Delivery).options(joinedload(Delivery.event).load_only(Event.hook, Event.is_test))
-             .order_by(Delivery.created_at.desc(), Delivery.id.desc()))
-    if status in DeliveryStatus.ALL:
-        query = query.where(Delivery.status == status)
-    if channel_id:
-        query = query.where(Delivery.channel_id == channel_id)
-    if hook in hooks.HOOKS_BY_NAME:
-        query = query.where(Delivery.hook == hook)
-    if since:
-        query = query.where(Delivery.created_at >= since)
-    if until:
-        query = query.where(Delivery.created_at < until)
+             .where(*selected.conditions()).order_by(Delivery.created_at.desc(), Delivery.id.desc()))
     if before:
         pivot = db.session.get(Delivery, before)
         if pivot is not None:
@@ -58,11 +46,82 @@ def index():
     rows = db.session.scalars(query.limit(PAGE_SIZE + 1)).all()
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    channels = db.session.scalars(db.select(Channel).order_by(Channel.id)).all()
+    total, more_than = selected.count()
     return _page(render_template(
-        "deliveries/index.html", deliveries=rows, more=more, statuses=DeliveryStatus.ALL, status=status,
-        channel_id=channel_id, channels=channels, hook=hook, hooks=hooks.HOOKS, since=request.args.get("since", ""),
-        until=request.args.get("until", ""), date_errors=date_errors))
+        "deliveries/index.html", deliveries=rows, more=more, count=_count_text(total, more_than), total=total,
+        statuses=DeliveryStatus.ALL, channels=_channel_choices(), hooks=hooks.HOOKS, args=args,
+        filtered=any(args.values()), date_errors=date_errors))
+
+
+@bp.route("/redeliver", methods=["GET", "POST"])
+def redeliver_filtered():
+    """Send again everything a filter of the list shows: GET previews it, POST (with its CSRF token
+    and the preview's moment) sends it."""
+    source = request.form if request.method == "POST" else request.args
+    selected, args, date_errors = _filter(source)
+    if date_errors:
+        return redirect(url_for("deliveries.index", **args))
+    if request.method == "POST":
+        as_of = _moment(request.form.get("as_of"))
+        if ActionForm().validate_on_submit() and as_of is not None:
+            sent = recovery.redeliver_filtered(selected, as_of)
+            if sent:
+                flash(ngettext("Sending %(count)s delivery again, with its X-Apsdai-Delivery id.",
+                               "Sending %(count)s deliveries again, each with its X-Apsdai-Delivery id.", len(sent),
+                               count=format_number(len(sent))), "success")
+                if len(sent) == recovery.REDELIVER_CAP:
+                    flash(_("At most %(cap)s are sent at a time: once they are done, send the rest the same way.",
+                            cap=format_number(recovery.REDELIVER_CAP)), "info")
+            else:
+                flash(_("Nothing was sent again: none of these deliveries is finished and to a channel that is still "
+                        "enabled."), "warning")
+            return redirect(url_for("deliveries.index", **args))
+        return redirect(url_for("deliveries.redeliver_filtered", **args))
+    summary, more = recovery.redelivery_preview(selected)
+    channels = {channel.id: channel for channel in db.session.scalars(db.select(Channel))}
+    return _page(render_template(
+        "deliveries/redeliver.html", summary=summary, more=more, cap=format_number(recovery.REDELIVER_CAP),
+        total=format_number(summary.total), args=args, as_of=utcnow().isoformat(),
+        by_channel=[(channel_service.choice_label(channels[channel_id]), n)
+                    for channel_id, n in summary.by_channel.most_common() if channel_id in channels],
+        by_hook=[(hooks.get(name).label if name in hooks.HOOKS_BY_NAME else name, name, n)
+                 for name, n in summary.by_hook.most_common()]))
+
+
+def _filter(source) -> tuple[DeliveryFilter, dict, dict]:
+    """The filter in `source` (query string or form): the parsed filter, the values given (to
+    carry into links and forms), and the errors to show (a malformed date is explained and ignored)."""
+    args = {name: (source.get(name) or "").strip() for name in ("q", "status", "channel", "hook", "since", "until")}
+    # Days are the merchant's days (their time zone), compared with UTC timestamps.
+    tz = shop_settings.effective().timezone
+    since, until = _day(args["since"], tz), _day(args["until"], tz, end=True)
+    date_errors = {}
+    for name, value in (("since", since), ("until", until)):
+        if value is False:
+            date_errors[name] = _("Use a date like 2026-11-27.")
+    # A channel id is a small integer; anything else (or beyond what the column holds) is no filter.
+    channel_id = int(args["channel"]) if args["channel"].isdigit() and len(args["channel"]) <= 9 else None
+    selected = DeliveryFilter(status=args["status"] or None, channel_id=channel_id, hook=args["hook"] or None,
+                              since=since or None, until=until or None, search=parse_search(args["q"]))
+    return selected, {name: value for name, value in args.items() if value}, date_errors
+
+
+def _count_text(n: int, more: bool) -> str:
+    if more:
+        return _("More than %(count)s deliveries", count=format_number(n))
+    return ngettext("%(count)s delivery", "%(count)s deliveries", n, count=format_number(n))
+
+
+def _channel_choices() -> list[tuple[int, str]]:
+    return [(channel.id, channel_service.choice_label(channel))
+            for channel in db.session.scalars(db.select(Channel).order_by(Channel.id))]
+
+
+def _moment(value: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _day(value: str | None, tz: str, end: bool = False):

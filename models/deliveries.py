@@ -24,6 +24,9 @@ class DeliveryStatus:
     ALL = ACTIVE + FINAL
 
 
+ORDER_NO_LENGTH = 100  # longer order numbers are stored, and searched, by their first 100 characters
+
+
 class Event(db.Model):
     __tablename__ = "events"
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("evt"))
@@ -32,6 +35,9 @@ class Event(db.Model):
     source: Mapped[str] = mapped_column(String(20), default="api")  # api, cli, test, ledger
     is_test: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # `data.order.order_no`, copied when the event is recorded so the deliveries page finds an
+    # order's deliveries through an index rather than by reading every event's JSON.
+    order_no: Mapped[str | None] = mapped_column(String(ORDER_NO_LENGTH), index=True)
 
     deliveries: Mapped[list["Delivery"]] = relationship(back_populates="event")
 

@@ -79,3 +79,12 @@ def last_attempts(channel_ids: list[int]) -> dict[int, Attempt]:
         if attempt is not None:
             found[channel_id] = attempt
     return found
+
+
+def choice_label(channel: Channel, width: int = 60) -> str:
+    """How a list of channels names one: its kind's label, then its description or, without one,
+    its target (masked as everywhere), cut to `width` characters so a choice never widens a page."""
+    name = channel.description or channel.target
+    if len(name) > width:
+        name = name[:width - 1] + "…"
+    return f"{transport_for(channel.kind).label} · {name}"

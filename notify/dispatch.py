@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import redis
 from flask_babel import gettext as _
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, case, insert, select, update
 from sqlalchemy.orm import Session
 
 from extensions import db
 from models import Channel, Delivery, DeliveryStatus, Event
+from models.deliveries import ORDER_NO_LENGTH
 from models.base import new_id, utcnow
 from notify import hooks, queue
 from notify.transports import transport_for
@@ -88,6 +89,19 @@ class RecordedEvent:
     delivery_ids: tuple[str, ...]
 
 
+def order_number(data: dict) -> str | None:
+    """The event's `data.order.order_no` as the deliveries page searches it (a string, or an
+    integer as its digits; cut to the column's length), or None when the event has none."""
+    order = data.get("order")
+    if not isinstance(order, dict):
+        return None
+    number = order.get("order_no")
+    if isinstance(number, bool) or not isinstance(number, (str, int)):
+        return None
+    number = str(number).strip()
+    return number[:ORDER_NO_LENGTH] or None
+
+
 def full_schedule() -> int:
     """Attempts a delivery gets: the first one plus one per step of DELIVERY_RETRY_SCHEDULE."""
     from flask import current_app
@@ -114,7 +128,8 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     # even its bulk-insert path) would cost more than the rest of an events API call, and nobody
     # needs these rows as objects.
     db.session.connection().execute(_INSERT_EVENT, [dict(id=event_id, hook=hook_name, data=data, source=source,
-                                                         is_test=is_test, created_at=now)])
+                                                         is_test=is_test, created_at=now,
+                                                         order_no=order_number(data))])
     rows = [dict(event_id=event_id, hook=hook_name, channel=channel) for channel in targets]
     return RecordedEvent(event_id, hook_name, add_deliveries(rows, max_attempts))
 
@@ -194,3 +209,20 @@ def redeliver(delivery_id: str) -> None:
         raise CannotRedeliver(_("a worker took it up meanwhile: look at its latest attempt"))
     hand_over([(channel_id, delivery_id)])
     db.session.commit()
+
+
+def redeliver_all(selection: Select) -> list[str]:
+    """`redeliver` for many: each final delivery that `selection` (a SELECT of delivery ids) picks
+    gets one more attempt, now, with its id kept. Deliveries no longer final when the UPDATE reaches
+    them (a worker or another redelivery got there first) are left alone. One statement however
+    many; commits; returns the ids sent again."""
+    now = utcnow()
+    rows = db.session.execute(
+        update(Delivery).where(Delivery.id.in_(selection.scalar_subquery()), Delivery.status.in_(DeliveryStatus.FINAL),
+                               Delivery.channel_id.is_not(None))
+        .values(status=case((Delivery.attempt_count == 0, DeliveryStatus.PENDING), else_=DeliveryStatus.RETRYING),
+                max_attempts=Delivery.attempt_count + 1, next_attempt_at=now, updated_at=now)
+        .returning(Delivery.id, Delivery.channel_id).execution_options(synchronize_session=False)).all()
+    hand_over([(channel_id, delivery_id) for delivery_id, channel_id in rows])
+    db.session.commit()
+    return [delivery_id for delivery_id, _ in rows]

@@ -1,17 +1,56 @@
-"""Recover a channel's failures since a moment: send again every delivery to it that failed, died
+"""Sending deliveries again, after a preview of what would be sent.
+
+Recover a channel's failures since a moment: send again every delivery to it that failed, died
 or was cancelled, and deliver the events it missed while it was disabled (events of hooks it
-subscribes to that have no delivery to it). The merchant sees a preview, by hook, first."""
+subscribes to that have no delivery to it).
+
+Redeliver what a filter of the deliveries page shows: each of its final deliveries to a channel
+that still takes deliveries gets one more attempt, as the Redeliver button of one delivery gives,
+up to `REDELIVER_CAP` at a time, oldest first.
+"""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import Select, case, exists, func, literal, select, update
 
 from extensions import db
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.base import utcnow
 from notify import dispatch
+from notify.filters import DeliveryFilter, unindexed
+
+# One press sends at most this many: enough for a day's outage of a busy shop, few enough that the
+# preview, the UPDATE and the workers' backlog stay a matter of seconds. The rest wait for the next.
+REDELIVER_CAP = 10_000
+
+
+@dataclass
+class Summary:
+    """What a set of deliveries would send: how many, by hook and by channel id, over which time."""
+    total: int
+    by_hook: Counter
+    by_channel: Counter
+    oldest: datetime | None
+    newest: datetime | None
+
+
+def summarize(candidates: Select) -> Summary:
+    """The summary of `candidates`, a SELECT of `Delivery.hook, Delivery.channel_id,
+    Delivery.created_at` with any WHERE and LIMIT: one grouped query (a few rows: hooks × channels)."""
+    rows = candidates.subquery()
+    grouped = db.session.execute(
+        select(rows.c.hook, rows.c.channel_id, func.count(), func.min(rows.c.created_at), func.max(rows.c.created_at))
+        .group_by(rows.c.hook, rows.c.channel_id)).all()
+    by_hook, by_channel = Counter(), Counter()
+    for hook, channel_id, n, _, _ in grouped:
+        by_hook[hook] += n
+        by_channel[channel_id] += n
+    return Summary(total=sum(by_hook.values()), by_hook=by_hook, by_channel=by_channel,
+                   oldest=min((row[3] for row in grouped), default=None),
+                   newest=max((row[4] for row in grouped), default=None))
 
 RECOVERABLE = (DeliveryStatus.FAILED, DeliveryStatus.DEAD, DeliveryStatus.CANCELLED)
 
@@ -27,11 +66,11 @@ def _missed(channel: Channel, since: datetime):
 
 def preview(channel: Channel, since: datetime) -> dict[str, Counter]:
     """`{"resend": Counter(hook → n), "missed": Counter(hook → n)}`."""
-    resend = db.session.execute(select(Delivery.hook, func.count()).where(*_failed(channel, since))
-                                .group_by(Delivery.hook)).all()
+    resend = summarize(select(Delivery.hook, Delivery.channel_id, Delivery.created_at)
+                       .where(*_failed(channel, since))).by_hook
     missed = db.session.execute(select(Event.hook, func.count()).where(*_missed(channel, since))
                                 .group_by(Event.hook)).all()
-    return {"resend": Counter(dict(resend)), "missed": Counter(dict(missed))}
+    return {"resend": resend, "missed": Counter(dict(missed))}
 
 
 def recover(channel: Channel, since: datetime) -> int:
@@ -51,3 +90,37 @@ def recover(channel: Channel, since: datetime) -> int:
                                     attempts)
     db.session.commit()
     return len(resent) + len(added)
+
+
+def _resendable(selected: DeliveryFilter, *columns, as_of: datetime | None = None) -> Select:
+    """The filter's final deliveries to channels that are there and enabled (a disabled channel's
+    worker would only cancel them again), oldest first; with `as_of`, only those created by then.
+
+    These two conditions are kept away from the indexes: the filter's own (or, with none, the time
+    index, in order) finds the oldest ones after at most `cap` rows, where an index on the status
+    would make SQLite sort every final delivery first."""
+    enabled = select(Channel.id).where(Channel.enabled.is_(True)).scalar_subquery()
+    query = (selected.select(*columns)
+             .where(unindexed(Delivery.status).in_(DeliveryStatus.FINAL), unindexed(Delivery.channel_id).in_(enabled))
+             .order_by(Delivery.created_at, Delivery.id))
+    return query.where(unindexed(Delivery.created_at) <= as_of) if as_of is not None else query
+
+
+def redelivery_preview(selected: DeliveryFilter, cap: int | None = None) -> tuple[Summary, bool]:
+    """`(summary, more)`: what `redeliver_filtered` would send now (at most `cap`, by default
+    `REDELIVER_CAP`, the oldest), and whether the filter holds more than that. Two queries, each
+    reading at most `cap` + 1 rows."""
+    cap = REDELIVER_CAP if cap is None else cap
+    more = db.session.scalar(select(func.count()).select_from(
+        _resendable(selected, literal(1)).limit(cap + 1).subquery())) > cap
+    summary = summarize(_resendable(selected, Delivery.hook, Delivery.channel_id, Delivery.created_at).limit(cap))
+    return summary, more
+
+
+def redeliver_filtered(selected: DeliveryFilter, as_of: datetime, cap: int | None = None) -> list[str]:
+    """Send again the filter's final deliveries created by `as_of` (the moment of the preview the
+    merchant agreed to: deliveries made since then were not in it), at most `cap` (by default
+    `REDELIVER_CAP`), the oldest first, each with one more attempt (`dispatch.redeliver_all`).
+    Commits; returns their ids."""
+    cap = REDELIVER_CAP if cap is None else cap
+    return dispatch.redeliver_all(_resendable(selected, Delivery.id, as_of=as_of).limit(cap))

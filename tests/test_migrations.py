@@ -58,3 +58,35 @@ def test_repeated_attempt_numbers_are_renumbered_before_the_unique_index(tmp_pat
         count = connection.execute("SELECT attempt_count FROM deliveries").fetchone()[0]
     assert [(n, s[-8:]) for n, s in rows] == [(1, "00:00:01"), (2, "00:00:20"), (3, "00:00:30")]
     assert count == 3
+
+
+def test_events_learn_their_order_number_from_their_data(tmp_path):
+    """The upgrade fills `events.order_no` as `dispatch.order_number` would, and leaves it empty for
+    events without one, or whose stored data it cannot read."""
+    import sqlite3
+
+    db_path = tmp_path / "old.db"
+    env = {"DATABASE_URL": f"sqlite:///{db_path}", "INSTANCE_PATH": str(tmp_path / "instance"), "SECRET_KEY": "x",
+           "PATH": "/usr/bin:/bin"}
+
+    def upgrade(*revision):
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "db", "upgrade", *revision], cwd=ROOT,
+                                env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+    upgrade("b7c1e2d3a4f5")
+    data = {"paid": '{"order": {"order_no": " AP2026 ", "amount": "1.00"}}', "digits": '{"order": {"order_no": 42}}',
+            "long": '{"order": {"order_no": "' + "x" * 150 + '"}}', "alarm": '{"product": {"path": "vpn"}}',
+            "list": '{"order": {"order_no": ["A"]}}', "chinese": '{"order": {"order_no": "\\u8ba2\\u53551"}}',
+            "surrogate": '{"order": {"order_no": "A\\ud800"}}', "broken": '{"order": {"order_no": "A1"',
+            "empty": '{"order": {"order_no": "  "}}', "nul": '{"order": {"order_no": "A\\u0000"}}',
+            "scalar": '"not an object"'}
+    with sqlite3.connect(db_path) as connection:
+        for event_id, payload in data.items():
+            connection.execute("INSERT INTO events (id, hook, data, source, is_test, created_at) "
+                               "VALUES (?, 'order_pay_hook', ?, 'api', 0, '2026-11-01 00:00:00')", (event_id, payload))
+    upgrade()
+    with sqlite3.connect(db_path) as connection:
+        found = dict(connection.execute("SELECT id, order_no FROM events"))
+    assert found == {"paid": "AP2026", "digits": "42", "long": "x" * 100, "alarm": None, "list": None,
+                     "chinese": "订单1", "surrogate": None, "broken": None, "empty": None, "nul": None, "scalar": None}
