@@ -171,6 +171,8 @@ def pages(app, client, make_channel, receiver_demo, worker) -> dict[str, str]:
         "shop_name": "", "currency": "XXX", "language": "xx", "timezone": "Mars/Base", "mail_server": "",
         "mail_port": "nope", "mail_security": "starttls", "mail_sender": "not-an-address", "save": ""})
     shown["deliveries"] = zh(client, "/deliveries/")
+    shown["deliveries, a search"] = zh(client, "/deliveries/?q=AP-NO-SUCH-ORDER")
+    shown["send these again"] = zh(client, "/deliveries/redeliver")
     shown["delivery"] = zh(client, f"/deliveries/{delivery_id}")
     shown["test result"] = zh(client, f"/deliveries/{delivery_id}/result")
     shown["tokens"] = zh(client, "/settings/tokens/")

@@ -226,6 +226,8 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, smtp_server):
         "settings file": f"{base}/file",
         "general": "/settings/general/",
         "deliveries": "/deliveries/",
+        "deliveries, a search": "/deliveries/?q=AP-NO-SUCH-ORDER",
+        "send these again": "/deliveries/redeliver",
         "delivery with attempts": f"/deliveries/{retried}",
         "a Test's result": f"/deliveries/{test_ids[0]}",
         "tokens": "/settings/tokens/",
