@@ -125,11 +125,15 @@ def product_dict(product: Product) -> dict:
     }
 
 
+def _storable(value) -> bool:
+    """Whether a path or order number could be stored at all: a text of at most 64 characters
+    without NUL (which PostgreSQL refuses in any query). Others are not looked up: no such row."""
+    return isinstance(value, str) and len(value) <= 64 and "\x00" not in value
+
+
 def _find(column, value):
-    """The row whose `column` is `value`, freshly read (not a stale copy from the session), or None.
-    A value that no row can hold (not a text, too long, a NUL, which PostgreSQL refuses in any
-    query) is not looked up."""
-    if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
+    """The row whose `column` is `value`, freshly read (not a stale copy from the session), or None."""
+    if not _storable(value):
         return None
     return db.session.scalar(select(column.class_).where(column == value).execution_options(populate_existing=True))
 
@@ -349,7 +353,7 @@ def _move(order_no: str, from_: tuple[str, ...], to: str, time_field: str) -> in
 
 
 def _transition(order_no, from_: tuple[str, ...], to: str, time_field: str) -> Order:
-    if not isinstance(order_no, str) or _move(order_no, from_, to, time_field) is None:
+    if not _storable(order_no) or _move(order_no, from_, to, time_field) is None:
         current = get_order(order_no)  # 404 when there is no such order
         raise Conflict("invalid_transition", f"order {order_no} is {current.status}: it cannot become {to} "
                                              f"(only from {' or '.join(from_)})", "status", current_status=current.status)
