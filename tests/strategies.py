@@ -104,11 +104,6 @@ MALFORMED = st.one_of(
 )
 
 
-def event_bodies():
-    """Bodies for POST /api/v1/events: mostly shaped like events, some anything at all."""
-    return st.one_of(EVENTS.map(encode), EVENTS.map(encode), JSON_VALUES.map(encode), MALFORMED)
-
-
 # -- the ledger ----------------------------------------------------------------------------------
 PRODUCT_BODIES = st.fixed_dictionaries({}, optional={
     "path": _maybe(st.sampled_from(["vpn", "ebook", "p1", "a" * 64, "a" * 65, "", "v/p", "v\x00"])),
@@ -237,3 +232,8 @@ def valid_hook_data(hook_name: str):
 
 VALID_EVENTS = st.sampled_from(hooks.HOOK_NAMES).flatmap(
     lambda name: st.fixed_dictionaries({"event": st.just(name), "data": valid_hook_data(name)}))
+
+
+def event_bodies():
+    """Bodies for POST /api/v1/events: mostly shaped like events, some anything at all."""
+    return st.one_of(EVENTS.map(encode), VALID_EVENTS.map(encode), JSON_VALUES.map(encode), MALFORMED)
