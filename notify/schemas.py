@@ -57,6 +57,9 @@ class _NotJson:
     def __init__(self, text: str):
         self.text = text
 
+    def __repr__(self) -> str:  # in messages such as "unknown hook NaN"
+        return self.text
+
 
 def _parse_int(text: str):
     # Beyond 16 digits an integer cannot be safe; longer ones would also hit Python's limit on

@@ -139,8 +139,8 @@ def main() -> int:
     def record(api: str, what: str, response: requests.Response) -> None:
         kind = f"{response.status_code // 100}xx"
         counts[api][kind] += 1
-        if response.status_code in (400, 414, 431) and "Server" in response.headers and \
-                response.headers.get("Content-Type", "").startswith("text/html"):
+        # The app answers JSON on every API path; an HTML 400/414/431 is gunicorn's own refusal.
+        if response.status_code in (400, 414, 431) and response.headers.get("Content-Type", "").startswith("text/html"):
             counts[api]["gunicorn"] += 1  # refused by the HTTP server before the app (a request line too long)
             return
         try:
