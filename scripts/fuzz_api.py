@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import faulthandler
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,13 +47,14 @@ def free_port() -> int:
 
 def start_server(env: dict, port: int) -> subprocess.Popen:
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-                               "--log-level", "warning", "app:create_app()"], cwd=ROOT, env=env)
+                               "--log-level", "warning", "app:create_app()"], cwd=ROOT, env=env,
+                              stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/api/v1/", timeout=1)
+            requests.get(f"http://127.0.0.1:{port}/api/v1/", timeout=5)
             return server
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or its workers still starting
             time.sleep(0.2)
     server.terminate()
     raise SystemExit("the server did not start")
@@ -111,6 +114,10 @@ def check_stored_events(env: dict) -> tuple[int, int, int]:
 
 
 def main() -> int:
+    # A run that stops answering prints every thread's stack and ends rather than hang unseen, and
+    # SIGTERM ends it through the `finally` that stops the server.
+    faulthandler.dump_traceback_later(1800, exit=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=10_000, help="requests to send (default 10,000)")
     parser.add_argument("--database", help="SQLAlchemy URL of a scratch database (default: a new SQLite file)")
@@ -128,10 +135,6 @@ def main() -> int:
     base = f"http://127.0.0.1:{port}/api/v1"
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    for product in strategies.SEED_PRODUCTS:
-        session.post(f"{base}/products", json=product, timeout=10)
-    for order in strategies.SEED_ORDERS:
-        session.post(f"{base}/orders", json=order, timeout=10)
 
     counts = {"events": collections.Counter(), "ledger": collections.Counter()}
     problems: list[str] = []
@@ -171,6 +174,10 @@ def main() -> int:
 
     started = time.monotonic()
     try:
+        for product in strategies.SEED_PRODUCTS:
+            session.post(f"{base}/products", json=product, timeout=30)
+        for order in strategies.SEED_ORDERS:
+            session.post(f"{base}/orders", json=order, timeout=30)
         events()
         ledger()
     finally:
