@@ -29,7 +29,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator, FormatChecker
 
 # -- the limits (documented in docs/api.md and docs/webhooks.md) -----------------------------------
-MAX_DEPTH = 32  # arrays and objects, counted from the body itself (1)
+MAX_DEPTH = 32  # levels of arrays and objects; the body itself is level 1
 MAX_SAFE_INTEGER = 2**53 - 1  # RFC 7493: beyond it, receivers in JavaScript lose digits
 MAX_AMOUNT = Decimal("9999999999.99")  # an order's amount: the ledger's NUMERIC(12, 2)
 MAX_TOTAL = Decimal("999999999999999.99")  # a day's total in the report: many orders
