@@ -1,7 +1,6 @@
 """The JSON API for the merchant's shop: `POST /api/v1/events`. Documented in docs/api.md."""
 from __future__ import annotations
 
-import json
 from functools import wraps
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -9,7 +8,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from extensions import csrf, db
 from models import ApiToken
-from notify import dispatch
+from notify import dispatch, schemas
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -54,33 +53,36 @@ def token_required(view):
     return wrapper
 
 
-def json_body() -> object:
-    """The parsed body, whatever the Content-Type says; a `ValueError` when it is not JSON."""
+def json_body(check: bool = True) -> object:
+    """The parsed body, whatever the Content-Type says; `schemas.Invalid` (a `ValueError`) when it
+    is not JSON, nests too deep or, with `check`, holds a value that is not I-JSON (NaN, NUL, a
+    lone surrogate, a number out of range: `notify.schemas.parse_body`)."""
     request.max_content_length = current_app.config["API_MAX_BODY_BYTES"]
-    raw = request.get_data(cache=False)
-    if not raw:
-        raise ValueError("the body is empty; send a JSON object")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"the body is not valid JSON: {exc}") from None
+    return schemas.parse_body(request.get_data(cache=False), check=check)
 
 
-def json_object() -> dict:
-    """The body as a JSON object; a `ValueError` saying what is wrong otherwise."""
-    body = json_body()
+def json_object(check: bool = True) -> dict:
+    """The body as a JSON object; `schemas.Invalid` saying what is wrong otherwise."""
+    body = json_body(check)
     if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
+        raise schemas.Invalid(None, "the body must be a JSON object", "invalid_json")
     return body
+
+
+def invalid(exc: schemas.Invalid):
+    """The 400 answer for refused input."""
+    return error(400, exc.code, exc.message, exc.field)
 
 
 @bp.route("/events", methods=["POST"])
 @token_required
 def create_event():
     try:
-        body = json_object()
-    except ValueError as exc:
-        return error(400, "invalid_json", str(exc))
+        # The values of `data` are checked by record_event, with its schema; the rest of the body
+        # is not kept.
+        body = json_object(check=False)
+    except schemas.Invalid as exc:
+        return invalid(exc)
     if "event" not in body:
         return error(400, "missing_field", "event is required: the hook name, e.g. order_pay_hook", "event")
     if "data" not in body:

@@ -23,7 +23,7 @@ from extensions import db
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.deliveries import ORDER_NO_LENGTH
 from models.base import new_id, utcnow
-from notify import hooks, queue
+from notify import hooks, queue, schemas
 from notify.transports import transport_for
 
 log = logging.getLogger(__name__)
@@ -41,19 +41,17 @@ class InvalidEvent(ValueError):
 
 
 def validate(hook_name: str, data: object) -> None:
-    """Raise `InvalidEvent` unless `hook_name` is a known hook and `data` has the shape it needs."""
+    """Raise `InvalidEvent` unless `hook_name` is a known hook and `data` matches its schema
+    (`notify.schemas`): every value I-JSON, and the fields the product reads of the right type,
+    length and range, so that every channel kind can render the event. Runs for every event,
+    whatever its source; about 0.1 ms for a typical one."""
     if not isinstance(hook_name, str) or hook_name not in hooks.HOOKS_BY_NAME:
         raise InvalidEvent("event", f"unknown hook {hook_name!r}; expected one of: {', '.join(hooks.HOOK_NAMES)}")
-    if not isinstance(data, dict):
-        raise InvalidEvent("data", "data must be a JSON object")
-    key = hooks.get(hook_name).required_key
-    if key not in data:
-        raise InvalidEvent(f"data.{key}", f"{hook_name} needs data.{key}")
-    if key == "days":
-        if not isinstance(data[key], list):
-            raise InvalidEvent(f"data.{key}", f"data.{key} must be a list")
-    elif not isinstance(data[key], dict):
-        raise InvalidEvent(f"data.{key}", f"data.{key} must be a JSON object")
+    try:
+        schemas.check_values(data, "data")
+        schemas.validate_data(hook_name, data)
+    except schemas.Invalid as exc:
+        raise InvalidEvent(exc.field or "data", exc.message) from None
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,12 @@ from sqlalchemy import select, update
 from extensions import db
 from models import Order, OrderStatus, Product
 from models.base import utcnow
-from notify import dispatch
+from notify import dispatch, schemas
 
-MAX_AMOUNT = Decimal("9999999999.99")
-MAX_QUANTITY = 100000
+# The same bounds as the hooks' schemas (notify.schemas), so whatever the ledger accepts its events carry.
+MAX_AMOUNT = schemas.MAX_AMOUNT  # the NUMERIC(12, 2) of amounts and prices
+MAX_QUANTITY = schemas.MAX_QUANTITY
+MAX_LEVEL = schemas.MAX_LEVEL  # inventory, keys, thresholds
 CURRENCIES = frozenset(list_currencies())
 PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
@@ -74,7 +76,7 @@ def money(value, field: str) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-def count(value, field: str, minimum: int = 0, maximum: int = 10**9) -> int:
+def count(value, field: str, minimum: int = 0, maximum: int = MAX_LEVEL) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise Invalid("invalid_field", f"{field} must be a whole number", field)
     if not minimum <= value <= maximum:
@@ -123,9 +125,15 @@ def product_dict(product: Product) -> dict:
     }
 
 
+def _storable(value) -> bool:
+    """Whether a path or order number could be stored at all: a text of at most 64 characters
+    without NUL (which PostgreSQL refuses in any query). Others are not looked up: no such row."""
+    return isinstance(value, str) and len(value) <= 64 and "\x00" not in value
+
+
 def _find(column, value):
     """The row whose `column` is `value`, freshly read (not a stale copy from the session), or None."""
-    if not isinstance(value, str):
+    if not _storable(value):
         return None
     return db.session.scalar(select(column.class_).where(column == value).execution_options(populate_existing=True))
 
@@ -203,9 +211,12 @@ def add_keys(path: str, n) -> Product:
     if not product.has_keys:
         raise Conflict("no_key_warehouse", f"product {path!r} has no license-key warehouse; enable keys first",
                        "count")
-    db.session.execute(update(Product).where(Product.id == product.id)
-                       .values(keys_available=Product.keys_available + n, updated_at=utcnow())
-                       .execution_options(synchronize_session=False))
+    added = db.session.execute(update(Product).where(Product.id == product.id,
+                                                     Product.keys_available <= MAX_LEVEL - n)
+                               .values(keys_available=Product.keys_available + n, updated_at=utcnow())
+                               .returning(Product.id).execution_options(synchronize_session=False)).first()
+    if added is None:
+        raise Invalid("invalid_field", f"a product holds at most {MAX_LEVEL} keys", "count")
     _check_alarms(product.id)  # above the threshold again: re-armed
     waiting = db.session.scalars(select(Order).where(Order.product_id == product.id,
                                                      Order.status == OrderStatus.OUT_OF_STOCK)
@@ -301,15 +312,26 @@ def create_order(body: dict) -> Order:
     order_no = body.get("order_no")
     if order_no is None:
         order_no = new_order_no()
-    elif not isinstance(order_no, str) or not order_no.strip() or len(order_no) > 64:
-        raise Invalid("invalid_field", "order_no must be a text of 1 to 64 characters", "order_no")
+    elif (not isinstance(order_no, str) or not order_no.strip() or len(order_no) > 64 or "/" in order_no
+          or not order_no.isprintable()):
+        # Printable and without "/": the order number is part of its URLs (`/orders/<order_no>/pay`).
+        raise Invalid("invalid_field", "order_no must be a text of 1 to 64 printable characters, without \"/\"",
+                      "order_no")
     if db.session.scalar(select(Order.id).where(Order.order_no == order_no)) is not None:
         raise Conflict("order_exists", f"order {order_no!r} exists already", "order_no")
-    amount = money(body["amount"], "amount") if "amount" in body else (product.price * quantity).quantize(Decimal("0.01"))
-    buyer = body.get("buyer_email") or ""
+    if "amount" in body:
+        amount = money(body["amount"], "amount")
+    else:
+        amount = (product.price * quantity).quantize(Decimal("0.01"))
+        if amount > MAX_AMOUNT:
+            raise Invalid("invalid_field", f"quantity × price is more than {MAX_AMOUNT}; send the amount", "quantity")
+    buyer = body.get("buyer_email")
+    if buyer is not None and not isinstance(buyer, str):
+        raise Invalid("invalid_field", "buyer_email must be a text: an email address, or empty", "buyer_email")
+    buyer = buyer or ""
     if buyer:
         try:
-            buyer = validate_email(str(buyer), check_deliverability=False).normalized
+            buyer = validate_email(buyer, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             raise Invalid("invalid_field", f"buyer_email is not a valid address: {exc}", "buyer_email") from None
     order = Order(order_no=order_no, product_id=product.id, quantity=quantity, amount=amount,
@@ -331,7 +353,7 @@ def _move(order_no: str, from_: tuple[str, ...], to: str, time_field: str) -> in
 
 
 def _transition(order_no, from_: tuple[str, ...], to: str, time_field: str) -> Order:
-    if not isinstance(order_no, str) or _move(order_no, from_, to, time_field) is None:
+    if not _storable(order_no) or _move(order_no, from_, to, time_field) is None:
         current = get_order(order_no)  # 404 when there is no such order
         raise Conflict("invalid_transition", f"order {order_no} is {current.status}: it cannot become {to} "
                                              f"(only from {' or '.join(from_)})", "status", current_status=current.status)

@@ -27,3 +27,16 @@ def test_webhook_docs_state_the_body_signature_vector_the_code_produces():
     text = (DOCS / "webhooks.md").read_text(encoding="utf-8")
     expected = signing.body_signature("SECtest", 1700000000000, b'{"a":1}')
     assert f"X-Apsdai-Signature-256: {expected}" in text
+
+
+def test_webhook_docs_publish_the_schemas_the_code_checks():
+    """docs/webhooks.md carries the schemas generated from notify/schemas.py; after changing a schema,
+    run `python -m notify.schemas --write`."""
+    from notify import schemas
+
+    text = (DOCS / "webhooks.md").read_text(encoding="utf-8")
+    assert schemas.docs_with_schemas(text) == text, "docs/webhooks.md is stale: python -m notify.schemas --write"
+    published = dict(re.findall(r"#### Schema of `(\w+)`\n\n```json\n(.*?)```", text, re.S))
+    assert set(published) == set(hooks.HOOK_NAMES)
+    for name, schema in published.items():
+        assert json.loads(schema) == schemas.for_hook(name)
