@@ -2,6 +2,8 @@
 import re
 from datetime import datetime
 
+import pytest
+
 from extensions import db
 from models import Delivery
 from notify import dispatch, hooks
@@ -94,12 +96,19 @@ def test_search_by_order_number_event_id_and_delivery_id(app, login, make_webhoo
     assert listed(page) == [] and "No delivery matches this filter." in page and "0 deliveries" in page
 
 
-def test_an_order_number_given_as_a_number_is_found_by_its_digits(app, login, make_webhook):
+def test_an_order_number_must_be_text_and_is_read_defensively(app, login, make_webhook):
+    """The door refuses an order number that is not text (the hook's schema); what
+    `order_number` reads from data stored before the schema (the migration's backfill too) is
+    the digits of a number, and nothing for anything else."""
     make_webhook("https://erp.example.com/h")
     with app.app_context():
-        (delivery_id,) = dispatch.emit("order_pay_hook", {"order": {"order_no": 20261127}}).delivery_ids
-        dispatch.emit("order_pay_hook", {"order": {"order_no": ["not", "a", "number"]}})
+        with pytest.raises(dispatch.InvalidEvent) as refused:
+            dispatch.emit("order_pay_hook", {"order": {"order_no": 20261127}})
+        assert refused.value.field == "data.order.order_no"
+        (delivery_id,) = dispatch.emit("order_pay_hook", {"order": {"order_no": "20261127"}}).delivery_ids
     assert listed(login.get("/deliveries/?q=20261127").text) == [delivery_id]
+    assert dispatch.order_number({"order": {"order_no": 20261127}}) == "20261127"
+    assert dispatch.order_number({"order": {"order_no": ["not", "a", "number"]}}) is None
     assert dispatch.order_number({"order": {"order_no": True}}) is None
     assert dispatch.order_number({"order": "AP1"}) is None
     assert dispatch.order_number({"order": {"order_no": "x" * 300}}) == "x" * 100
