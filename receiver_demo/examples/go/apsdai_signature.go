@@ -9,6 +9,7 @@
 //	     Prints "ok" or "refused: REASON" a line per file; exits 1 if any was refused.
 //	     PREVIOUS_SECRET is "" unless the sender is rotating its secret. APSDAI_NOW_MS=... checks
 //	     the timestamp as of that moment instead of now (a request captured earlier).
+//	     (Exit status 2 is a usage error; `go run` reports every failure as 1.)
 //
 // In a receiver: v := Verify(r.Header, body, "signature", secret, "", 300, time.Now())
 //
