@@ -35,6 +35,8 @@ COMMANDS = {
     "go": ["go", "run", "receiver_demo/examples/go/apsdai_signature.go"],
 }
 PACKAGES = {"java": "default-jdk-headless", "php": "php-cli", "node": "nodejs", "go": "golang-go"}
+# What shows a toolchain is there: a JRE has `java` but cannot run a source file without javac's module.
+PROBES = {"java": "javac", "php": "php", "node": "node", "go": "go"}
 
 SECRET = "whsec_密钥🔑 ünï"  # signature-mode channels; the verifier's argument is UTF-8
 OLD_SECRET = "SECtest-old"
@@ -51,9 +53,9 @@ def toolchain_env(tmp_path_factory):
 
 
 def needs(language: str) -> None:
-    if shutil.which(COMMANDS[language][0]):
+    if shutil.which(PROBES[language]):
         return
-    missing = f"{COMMANDS[language][0]} is not installed (Debian: apt-get install {PACKAGES[language]}; or make toolchains)"
+    missing = f"{PROBES[language]} is not installed (Debian: apt-get install {PACKAGES[language]}; or make toolchains)"
     if os.environ.get("MN_REQUIRE_TOOLCHAINS") == "1":
         pytest.fail(f"the {language} verifier's test is required here but cannot run: {missing}")
     warnings.warn(f"VERIFIER TESTS SKIPPED ({language}): {missing}")
