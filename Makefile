@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run dev stop test install clean messages bench chromium screenshots
+.PHONY: run dev stop test install clean messages bench chromium toolchains screenshots
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -39,8 +39,18 @@ chromium:
 		&& (apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null) ; } \
 		|| echo "*** Chromium is missing and cannot be installed here: the browser tests will be SKIPPED ***"
 
+# The verifiers in receiver_demo/examples are tested with their own toolchains: Debian's packages
+# for the missing ones are installed here (root and apt-get), else those tests are skipped with a
+# loud message (CI requires them: MN_REQUIRE_TOOLCHAINS=1). javac: a JRE's java cannot run a source file.
+TOOLCHAINS := javac:default-jdk-headless php:php-cli node:nodejs go:golang-go
+toolchains:
+	@missing="$(foreach t,$(TOOLCHAINS),$$(command -v $(word 1,$(subst :, ,$(t))) >/dev/null || echo $(word 2,$(subst :, ,$(t)))))"; \
+	missing=$$(echo $$missing); [ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) ; } \
+		|| echo "*** $$missing missing and cannot be installed here: those verifiers' tests will be SKIPPED ***"
+
 # The whole suite on SQLite; again on PostgreSQL when TEST_POSTGRES_URL is set (CI sets it).
-test: install chromium
+test: install chromium toolchains
 	$(BIN)/python -m pytest
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
 		echo "== the suite again on PostgreSQL ($$TEST_POSTGRES_URL) =="; \
