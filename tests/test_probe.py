@@ -211,3 +211,14 @@ def test_the_check_is_for_webhooks_only_and_needs_csrf(app, client, login, make_
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
     assert channel_state(app, hook)[0] is None  # no token, no check
+
+
+def test_the_check_reads_in_chinese(app, login, make_webhook, accept_all):
+    channel_id = make_webhook(accept_all.url)
+    login.post(f"/settings/notifications/webhooks/{channel_id}/signature-check")
+    run_worker(app)
+    zh = {"Accept-Language": "zh-CN"}
+    page = login.get(f"/settings/notifications/webhooks/{channel_id}/signature-check", headers=zh).get_data(as_text=True)
+    assert "签名检查" in page and "接受伪造请求" in page and "没有校验签名" in page
+    channel_page = login.get(f"/settings/notifications/webhooks/{channel_id}", headers=zh).get_data(as_text=True)
+    assert "检查我的接收端是否校验签名" in channel_page and "同时按 Standard Webhooks 签名" in channel_page
