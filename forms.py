@@ -108,14 +108,18 @@ class WebhookForm(ChannelForm):
         SelectChoice(AUTH_PASSWORD, _l("Password: X-Apsdai-Token is the password, sent as-is")),
     ])
     secret = StringField(_l("Secret"), render_kw={"autocomplete": "off", "spellcheck": "false"})
+    standard_webhooks = BooleanField(_l("Also sign as Standard Webhooks (webhook-id, webhook-timestamp, "
+                                        "webhook-signature)"))
 
     def load(self, channel) -> None:
         super().load(channel)
         self.url.data = channel.config.get("url")
         self.auth_mode.data = channel.config.get("auth_mode")
+        self.standard_webhooks.data = bool(channel.config.get("standard_webhooks"))
 
     def config(self) -> dict:
-        return {"url": (self.url.data or "").strip(), "auth_mode": self.auth_mode.data}
+        return {"url": (self.url.data or "").strip(), "auth_mode": self.auth_mode.data,
+                "standard_webhooks": bool(self.standard_webhooks.data)}
 
     def effective_secret(self) -> str | None:
         """A blank secret on the edit form keeps the one already saved."""

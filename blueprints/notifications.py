@@ -13,7 +13,7 @@ from forms import FORMS, ActionForm, ReportTimeForm, RotateForm, SettingsImportF
 from models import Channel
 from notify import channels as channel_service
 from models.base import local_to_utc, utc_to_local, utcnow
-from notify import hooks, recovery, settings_io, shop_settings, signing
+from notify import hooks, probe, recovery, settings_io, shop_settings, signing
 from notify.transports import METHODS, REGISTRY
 from notify.transports.email import server_description
 from notify.transports.webhook import WebhookTransport
@@ -187,6 +187,18 @@ def regenerate_secret(channel_id: int):
             flash(_("A new secret was generated. Update your receiver with it: requests are now signed with the "
                     "new secret."), "warning")
     return redirect(channel_url(channel))
+
+
+@bp.route("/webhooks/<int:channel_id>/signature-check", methods=["GET", "POST"])
+def signature_check(channel_id: int):
+    """POST: send a request signed with a wrong secret (through a worker); GET: its result, which
+    the page reloads until it has (notify.probe)."""
+    channel = _channel_or_404(channel_id, WebhookTransport.kind)
+    if request.method == "POST":
+        if ActionForm().validate_on_submit():
+            probe.request_check(channel)
+        return redirect(url_for("notifications.signature_check", channel_id=channel.id))
+    return render_template("notifications/signature_check.html", channel=channel, action_form=ActionForm())
 
 
 @bp.route("/channels/<int:channel_id>/toggle", methods=["POST"])

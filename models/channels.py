@@ -34,6 +34,16 @@ class Channel(db.Model):
     # When the current run of failures began (None after a success): a channel failing for
     # CHANNEL_DISABLE_AFTER_HOURS is disabled automatically.
     failing_since: Mapped[datetime | None]
+    # The signature check (notify.probe): the last check's probe id (its X-Apsdai-Delivery and
+    # webhook-id), its state (pending, passed, flagged, unknown), when it was asked for or answered,
+    # and what came back ("HTTP 401", or why there was no answer).
+    signature_check_id: Mapped[str | None] = mapped_column(String(40))
+    signature_check_status: Mapped[str | None] = mapped_column(String(12))
+    signature_check_at: Mapped[datetime | None]
+    signature_check_detail: Mapped[str | None] = mapped_column(Text)
+    # Set when a check found the receiver accepting a forged request; cleared only by a later check
+    # that it passes (a check without an answer proves nothing either way).
+    forgery_accepted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

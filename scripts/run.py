@@ -8,7 +8,6 @@ prefixed with its name. `make dev` (`--dev`) runs the same, with the admin serve
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -55,7 +54,9 @@ def main(argv: list[str]) -> int:
     # The demo's secret is made once and kept, so the WebHook configured with it keeps working.
     secret_file = instance / "receiver_demo_secret"
     if not secret_file.exists():
-        secret_file.write_text("whsec_" + secrets.token_urlsafe(32))
+        from notify.signing import generate_secret
+
+        secret_file.write_text(generate_secret())  # a Standard Webhooks secret too
         secret_file.chmod(0o600)
     demo_env = dict(env, RECEIVER_SECRET=secret_file.read_text().strip(), RECEIVER_PORT=demo_port,
                     RECEIVER_LOG=str(instance / "received_events.jsonl"), RECEIVER_HOST="127.0.0.1")

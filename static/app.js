@@ -32,8 +32,8 @@
     if (t.matches("[data-generate]")) {
       var bytes = new Uint8Array(32);
       window.crypto.getRandomValues(bytes);
-      var b64 = btoa(String.fromCharCode.apply(null, bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-      document.querySelector(t.getAttribute("data-generate")).value = "whsec_" + b64;
+      // Standard Base64 with padding: a Standard Webhooks secret (notify.signing.generate_secret).
+      document.querySelector(t.getAttribute("data-generate")).value = "whsec_" + btoa(String.fromCharCode.apply(null, bytes));
     } else if (t.matches("[data-reveal]")) {
       var code = t.parentNode.querySelector("[data-secret-url]");
       if (code.dataset.masked) {

@@ -22,7 +22,8 @@ from models import Delivery, DeliveryStatus, User
 ALLOWED = {"WebHook", "WebHooks", "SMTP", "STARTTLS", "SSL", "TLS", "API", "URL", "URLs", "JSON", "HMAC-SHA256",
            "curl", "Bearer", "HTTP", "HTTPS", "POST", "GET", "IP", "ID", "SEC", "Base64", "UTC", "Unix",
            "merchant-notify", "APSDAI", "Markdown", "markdown", "English", "Prometheus", "Redis", "RQ", "QQ",
-           "access_token", "key", "Content-Type", "User-Agent", "Retry-After", "Idempotency-Key", "Token"}
+           "access_token", "key", "Content-Type", "User-Agent", "Retry-After", "Idempotency-Key", "Token",
+           "Webhooks"}  # "Standard Webhooks", the name of a specification
 HEADER = re.compile(r"^X-Apsdai-[A-Za-z0-9-]+$")
 # The services have Chinese names, which a Chinese page uses: flagged even as a single word.
 SERVICE_NAMES = {"DingTalk", "WeCom", "Email", "Feishu", "Lark"}

@@ -19,7 +19,8 @@ def test_export_leaves_secrets_out_unless_asked(app, make_webhook):
         assert doc["format"] == "merchant-notify-settings" and doc["version"] == 1
         (channel,) = doc["channels"]
         assert channel == {"kind": "webhook", "description": "", "enabled": True,
-                           "config": {"url": "https://a.example.com/h", "auth_mode": "signature"},
+                           "config": {"url": "https://a.example.com/h", "auth_mode": "signature",
+                                      "standard_webhooks": False},
                            "hooks": ["order_pay_hook"]}
         assert settings_io.export(include_secrets=True)["channels"][0]["secret"] == "whsec_aaaaaaaaaaaaaaaaaaaa"
 

@@ -135,23 +135,52 @@ def url_problem(url: str) -> str | None:
     return guard.check_on_save(parts.hostname, port or (443 if parts.scheme.lower() == "https" else 80), allow_private)
 
 
+def standard_headers(signers: list[str], delivery_id: str, timestamp_ms: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers: `webhook-id` is the delivery id (the same on every retry),
+    `webhook-timestamp` the attempt's time in seconds (the same moment as X-Apsdai-Timestamp), and
+    `webhook-signature` one `v1,` entry per secret that is a Standard Webhooks secret (two during a
+    rotation whose old secret is one too). Raises `CannotPrepare` when none is: validation keeps
+    that from happening to a saved channel."""
+    timestamp_s = timestamp_ms // 1000
+    keys = [key for key in (signing.standard_key(s) for s in signers) if key]
+    if not keys:
+        with messages.merchant_locale():
+            raise CannotPrepare(str(_l("Standard Webhooks is on, but the secret is not a whsec_ secret: "
+                                       "generate a new one on the WebHook's page.")))
+    return {
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(timestamp_s),
+        "webhook-signature": " ".join(signing.standard_signature(k, delivery_id, timestamp_s, body) for k in keys),
+    }
+
+
 class WebhookTransport(Transport):
     kind = "webhook"
     label = _l("WebHook")
 
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
-        config = self.channel.config or {}
         secret = self.channel.secret or ""
         rotating = self.channel.rotating()
         # During a rotation the seed's token keeps the old secret (receivers that know only it
-        # keep working); the body signature carries both, the new one first.
+        # keep working); the body signatures carry both, the new one first.
         token_secret = self.channel.previous_secret if rotating else secret
+        signers = [secret, self.channel.previous_secret] if rotating else [secret]
+        return self._build(event, delivery, timestamp_ms, token_secret, signers)
+
+    def prepare_forgery(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
+        """The request `prepare` would build, but with every credential made from a fresh random
+        secret that no receiver knows: the signature check's probe (notify.probe). Nothing else
+        tells it apart from a real delivery, so a receiver cannot accept real requests only."""
+        wrong = signing.generate_secret()
+        return self._build(event, delivery, timestamp_ms, wrong, [wrong])
+
+    def _build(self, event, delivery, timestamp_ms: int, token_secret: str, signers: list[str]) -> OutgoingRequest:
+        config = self.channel.config or {}
         if config.get("auth_mode") == AUTH_PASSWORD:
             token = token_secret
         else:
             token = signing.sign(token_secret, timestamp_ms)
         body = encode_body(event.envelope())
-        signers = [secret, self.channel.previous_secret] if rotating else [secret]
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "apsdai-hook",
@@ -161,9 +190,12 @@ class WebhookTransport(Transport):
             "X-Apsdai-Delivery": delivery.id,
             "X-Apsdai-Signature-256": ", ".join(signing.body_signature(s, timestamp_ms, body) for s in signers),
         }
+        replayable = ("X-Apsdai-Signature-256",)
+        if config.get("standard_webhooks"):
+            headers.update(standard_headers(signers, delivery.id, timestamp_ms, body))
+            replayable += ("webhook-signature",)
         masked = dict(headers, **{"X-Apsdai-Token": signing.mask(token)})
-        return OutgoingRequest("POST", config.get("url", ""), headers, body, masked,
-                               replayable_headers=("X-Apsdai-Signature-256",))
+        return OutgoingRequest("POST", config.get("url", ""), headers, body, masked, replayable_headers=replayable)
 
     def send(self, request: OutgoingRequest) -> Outcome:
         result, outcome = self.post(request)
@@ -193,12 +225,25 @@ class WebhookTransport(Transport):
         return outcome
 
     @classmethod
+    def normalize(cls, config: dict) -> dict:
+        """The flag is always stored, so a settings file shows it either way."""
+        return dict(config, standard_webhooks=bool(config.get("standard_webhooks", False)))
+
+    @classmethod
     def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
         errors = {}
         problem = url_problem(config.get("url", ""))
         if problem:
             errors["url"] = problem
         mode = config.get("auth_mode")
+        standard = config.get("standard_webhooks", False)
+        if not isinstance(standard, bool):
+            errors["standard_webhooks"] = str(_l("Standard Webhooks is either true or false."))
+        elif standard and mode == AUTH_PASSWORD:
+            # The password travels in every request: it must not also be the key of its signatures.
+            errors["standard_webhooks"] = str(_l("Standard Webhooks signs each request with the secret, which "
+                                                 "password mode sends as-is in every request: choose signature "
+                                                 "mode."))
         if mode not in AUTH_MODES:
             errors["auth_mode"] = str(_l("Choose password or signature."))
         elif not (secret or "").strip():
@@ -208,4 +253,10 @@ class WebhookTransport(Transport):
             errors["secret"] = str(_l("The secret is longer than 512 characters."))
         elif any(ch in secret for ch in "\r\n"):
             errors["secret"] = str(_l("The secret must not contain line breaks."))
+        elif standard is True and signing.standard_key(secret) is None:
+            errors["secret"] = str(_l(
+                "Standard Webhooks needs a secret of the form whsec_ followed by the standard Base64 of 24 to 64 "
+                "random bytes (secrets generated before this version use another alphabet). Press Generate and "
+                "give your receiver the new secret, or first rotate the secret with a window, so that receivers "
+                "knowing only the old one keep working meanwhile."))
         return errors
