@@ -231,6 +231,8 @@ class RotateForm(FlaskForm):
 
 class TestForm(FlaskForm):
     hook = SelectField(_l("Event to send"), choices=hook_choices(), default="order_pay_hook")
+    # Robots only: a Test mentions nobody unless asked (a robot set to @all would ping the group).
+    mentions = BooleanField(_l("Also @mention as configured"))
 
 
 class TokenForm(FlaskForm):
