@@ -80,7 +80,7 @@ class RobotTransport(Transport):
         """Whom this event's message mentions: as configured for its group of events, except in a
         Test, which mentions nobody unless the merchant ticked "Also @mention as configured"
         (`Event.test_mentions`): a Test to a robot set to @all would otherwise ping the whole group."""
-        if event.is_test and not getattr(event, "test_mentions", False):
+        if event.is_test and not event.test_mentions:
             return {"all": False, "mobiles": [], "user_ids": []}
         return self.mentions_for(self.channel.config, hooks.get(event.hook).group)
 
