@@ -75,10 +75,15 @@ TEXTS: dict[str, str | Callable[[dict, bool], str]] = {
     "webhook_redirect": N_("The receiver answered with a redirect (HTTP %(status)s to %(location)s). Redirects are "
                            "not followed: configure the final URL."),
     "webhook_status": N_("The receiver answered HTTP %(status)s."),
+    "webhook_unauthorized": N_("The receiver answered HTTP %(status)s: it did not accept the request's token. Check "
+                               "that the receiver has this WebHook's secret and the same mode (signature or "
+                               "password)."),
     "data_not_json": N_("The event's data holds a number that JSON cannot carry (NaN, Infinity, or more digits than "
                         "can be written): a WebHook cannot send it."),
     # -- DingTalk and WeCom robots ------------------------------------------------------------------
     "robot_status": N_("%(service)s answered HTTP %(status)s."),
+    "robot_no_robot": N_("%(service)s answered HTTP %(status)s: there is no robot at this URL. Copy the robot's "
+                         "webhook URL again from the group's robot settings."),
     "robot_not_json": N_("%(service)s answered with something that is not its usual JSON. A proxy or captive "
                          "portal may be answering instead: check this server's internet access."),
     "robot_errcode": N_("%(explanation)s (%(service)s errcode %(errcode)s: %(errmsg)s)"),

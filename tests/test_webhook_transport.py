@@ -154,6 +154,7 @@ def test_5xx_and_4xx_are_transient_failures_naming_the_status(scripted_server):
     assert (outcome.kind, outcome.status, outcome.error) == (TRANSIENT, 500, reasons.reason("webhook_status", status=500))
     outcome = send(base + "/401")
     assert outcome.kind == TRANSIENT and "signature does not match" in outcome.response_body
+    assert outcome.error.code == "webhook_unauthorized" and "this WebHook's secret" in str(outcome.error)
 
 
 def test_410_gone_is_permanent(scripted_server):

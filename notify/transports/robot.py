@@ -159,9 +159,11 @@ class RobotTransport(Transport):
             return outcome
         service = reason("service", kind=self.kind)
         if result.status != 200:
-            outcome.error = reason("robot_status", service=service, status=result.status)
             if result.status in (404, 410):
                 outcome.kind = PERMANENT
+                outcome.error = reason("robot_no_robot", service=service, status=result.status)
+            else:
+                outcome.error = reason("robot_status", service=service, status=result.status)
             return outcome
         try:
             answer = json.loads(result.body)

@@ -182,7 +182,9 @@ class WebhookTransport(Transport):
             location = result.headers.get("Location", "")
             outcome.error = reason("webhook_redirect", status=result.status, location=location or "?")
         else:
-            outcome.error = reason("webhook_status", status=result.status)
+            # 401/403: most often a receiver with another secret; its answer is kept beside this.
+            outcome.error = reason("webhook_unauthorized" if result.status in (401, 403) else "webhook_status",
+                                   status=result.status)
             if result.status in (429, 503):
                 outcome.retry_after = result.retry_after
         return outcome
