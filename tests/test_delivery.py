@@ -80,7 +80,7 @@ def test_wrong_secret_is_rejected_by_the_demo_and_the_attempt_shows_the_401(app,
     assert [a["number"] for a in attempts] == [1, 2, 3, 4]  # retried over the whole (test) schedule
     assert {a["status"] for a in attempts} == {401}
     assert "signature does not match: check the secret" in attempts[0]["response"]
-    assert attempts[0]["error"] == "The receiver answered HTTP 401."
+    assert attempts[0]["error"].startswith("The receiver answered HTTP 401: it did not accept the request's token.")
     assert demo.events()[0]["verified"] is False
     page = login.get(f"/deliveries/{delivery_id}").text
     assert "HTTP 401" in page and "signature does not match" in page
