@@ -157,13 +157,18 @@ TEXTS: dict[str, str | Callable[[dict, bool], str]] = {
 }
 
 
+def _lazy_msgid(text) -> str:
+    """The English msgid of a flask_babel lazy string (what it was built from)."""
+    return text._args[0] if getattr(text, "_args", None) else str(text)
+
+
 def _service(params: dict, english: bool) -> str:
     """The name of a channel kind (`{"kind": "dingtalk"}`), as the page names it."""
     from notify.transports import METHODS
 
     for kind, label in METHODS:
         if kind == params.get("kind"):
-            return label._args[0] if english else str(label)
+            return _lazy_msgid(label) if english else str(label)
     return str(params.get("kind", "?"))
 
 
@@ -174,7 +179,7 @@ def _address_range(params: dict, english: bool) -> str:
     entry = guard.entry_by_network(str(params.get("network", "")))
     if entry is None:
         return str(params.get("network", "?"))
-    return entry.name._args[0] if english else str(entry.name)
+    return _lazy_msgid(entry.name) if english else str(entry.name)
 
 
 TEXTS["service"] = _service
@@ -199,7 +204,8 @@ class Reason:
     def __str__(self) -> str:
         return _render(self.to_json(), english=False)
 
-    # Reasons travel through code that once carried sentences: a reason compares and formats as one.
+    # Reasons travel through code that once carried sentences (flash messages, `%` formatting,
+    # f-strings in logs): there it formats as its words in the current language.
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
 
