@@ -264,6 +264,8 @@ class RotateForm(FlaskForm):
 
 class TestForm(FlaskForm):
     hook = SelectField(_l("Event to send"), choices=[], default="order_pay_hook")
+    # Robots only: a Test mentions nobody unless asked (a robot set to @all would ping the group).
+    mentions = BooleanField(_l("Also @mention as configured"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -185,5 +185,6 @@ def redeliver(delivery_id: str):
 def result(delivery_id: str):
     """The result panel alone, polled by the detail page until the delivery settles."""
     delivery = _load(delivery_id)
-    response = _page(render_template("deliveries/_result.html", delivery=delivery))
+    response = _page(render_template("deliveries/_result.html", delivery=delivery,
+                                     is_test=history.is_test(delivery.event_id)))
     return response, 200, {"X-Delivery-Final": "1" if delivery.is_final else "0", "Cache-Control": "no-store"}

@@ -261,7 +261,7 @@ def test(channel_id: int):
     if not form.validate_on_submit():
         flash(_("Choose an event to send."), "danger")
         return redirect(channel_url(channel))
-    delivery_id = channel_service.send_test(channel, form.hook.data)
+    delivery_id = channel_service.send_test(channel, form.hook.data, mentions=form.mentions.data)
     return redirect(url_for("deliveries.detail", delivery_id=delivery_id))
 
 

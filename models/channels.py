@@ -30,7 +30,9 @@ class Channel(db.Model):
     hooks: Mapped[list] = mapped_column(JSON, default=list)
     # Set by a permanent failure (bad credentials, removed robot, 410); cleared by a success.
     needs_attention: Mapped[bool] = mapped_column(default=False)
+    # Why, as `Delivery.last_error`: an English copy and the reason as a code (notify.reasons).
     attention_reason: Mapped[str | None] = mapped_column(Text)
+    attention_code: Mapped[dict | None] = mapped_column(JSON)
     # When the current run of failures began (None after a success): a channel failing for
     # CHANNEL_DISABLE_AFTER_HOURS is disabled automatically.
     failing_since: Mapped[datetime | None]
@@ -46,6 +48,13 @@ class Channel(db.Model):
     forgery_accepted_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def shown_attention_reason(self) -> str | None:
+        """Why it needs attention, in words in the current language (a row without a code: as stored)."""
+        from notify import reasons
+
+        return reasons.show(self.attention_code, self.attention_reason)
 
     def rotating(self, now: datetime | None = None) -> bool:
         """Whether the previous secret still signs (a rotation window is open)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
 from models.base import new_id, utcnow
+from notify import reasons
 
 
 class DeliveryStatus:
@@ -34,6 +36,9 @@ class Event(db.Model):
     data: Mapped[dict] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(20), default="api")  # api, cli, test, ledger
     is_test: Mapped[bool] = mapped_column(default=False)
+    # A Test sent with "Also @mention as configured": robots mention as for real events. Without
+    # it a Test mentions nobody (notify.transports.robot).
+    test_mentions: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # `data.order.order_no`, copied when the event is recorded so the deliveries page finds an
     # order's deliveries through an index rather than by reading every event's JSON.
@@ -85,7 +90,11 @@ class Delivery(db.Model):
     # newer attempt (notify.jobs).
     claim_token: Mapped[str | None] = mapped_column(String(32))
     last_status_code: Mapped[int | None]
+    # Why the last attempt failed (or why it was not sent): `last_error_code` holds the reason as
+    # {"code", "params"} (notify.reasons), put into words when shown; `last_error` an English copy
+    # for logs and grep (and the only text of rows written before codes).
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_code: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     delivered_at: Mapped[datetime | None]
@@ -97,6 +106,11 @@ class Delivery(db.Model):
     @property
     def is_final(self) -> bool:
         return self.status in DeliveryStatus.FINAL
+
+    @property
+    def shown_error(self) -> str | None:
+        """The last error in words, in the current language (a row without a code: as stored)."""
+        return reasons.show(self.last_error_code, self.last_error)
 
     @property
     def waits_for_rate_limit(self) -> bool:
@@ -132,10 +146,17 @@ class Attempt(db.Model):
     response_body: Mapped[str | None] = mapped_column(Text)
     # success, transient or permanent
     outcome: Mapped[str] = mapped_column(String(12))
+    # As `Delivery.last_error` and `last_error_code`: an English copy, and the reason as a code.
     error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[dict | None] = mapped_column(JSON)
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempts")
 
     @property
     def ok(self) -> bool:
         return self.outcome == "success"
+
+    @property
+    def shown_error(self) -> str | None:
+        """The error in words, in the current language (a row without a code: as stored)."""
+        return reasons.show(self.error_code, self.error)

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import dispatch, hooks, signing
+from notify import dispatch, hooks, reasons, signing
 from notify.transports import transport_for
 
 
@@ -50,21 +50,24 @@ def rotate_secret(channel: Channel, window: timedelta) -> None:
 
 def delete(channel: Channel) -> None:
     """Delete a channel; its pending deliveries are cancelled, its history kept. Commits."""
+    why = reasons.reason("channel_deleted")
     db.session.execute(
         update(Delivery)
         .where(Delivery.channel_id == channel.id, Delivery.status.in_(DeliveryStatus.ACTIVE))
-        .values(status=DeliveryStatus.CANCELLED, last_error="channel deleted", updated_at=utcnow())
+        .values(status=DeliveryStatus.CANCELLED, last_error=why.english(), last_error_code=why.to_json(),
+                updated_at=utcnow())
     )
     db.session.delete(channel)
     db.session.commit()
 
 
-def send_test(channel: Channel, hook_name: str) -> str:
+def send_test(channel: Channel, hook_name: str, mentions: bool = False) -> str:
     """Send a sample of `hook_name` to this channel alone, through the same queue and transport as
-    real events. One attempt only: the merchant is waiting for the answer. Commits; returns the
-    delivery id."""
+    real events. One attempt only: the merchant is waiting for the answer. A robot's message
+    mentions nobody unless `mentions` (the form's "Also @mention as configured"). Commits; returns
+    the delivery id."""
     event = dispatch.emit(hook_name, hooks.get(hook_name).sample, source="test", channels=[channel], is_test=True,
-                          max_attempts=1)
+                          max_attempts=1, test_mentions=mentions)
     return event.delivery_ids[0]
 
 

@@ -109,12 +109,13 @@ def full_schedule() -> int:
 
 def record_event(hook_name: str, data: dict, *, source: str = "api",
                  channels: Iterable[Channel | Target] | None = None,
-                 is_test: bool = False, max_attempts: int | None = None) -> RecordedEvent:
+                 is_test: bool = False, max_attempts: int | None = None, test_mentions: bool = False) -> RecordedEvent:
     """Add the event and its deliveries to the current transaction; they are handed to the
     workers when it commits, and vanish with it if it rolls back.
 
     `channels` overrides the subscribers (the Test button targets one channel). `max_attempts`
-    defaults to one attempt plus one per step of the retry schedule.
+    defaults to one attempt plus one per step of the retry schedule. `test_mentions`: a Test whose
+    robot messages @mention as configured (without it a Test mentions nobody).
     """
     validate(hook_name, data)
     if max_attempts is None:
@@ -126,8 +127,8 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     # even its bulk-insert path) would cost more than the rest of an events API call, and nobody
     # needs these rows as objects.
     db.session.connection().execute(_INSERT_EVENT, [dict(id=event_id, hook=hook_name, data=data, source=source,
-                                                         is_test=is_test, created_at=now,
-                                                         order_no=order_number(data))])
+                                                         is_test=is_test, test_mentions=test_mentions,
+                                                         created_at=now, order_no=order_number(data))])
     rows = [dict(event_id=event_id, hook=hook_name, channel=channel) for channel in targets]
     return RecordedEvent(event_id, hook_name, add_deliveries(rows, max_attempts))
 

@@ -35,8 +35,9 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+
+from notify.reasons import Reason, reason
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -206,35 +207,42 @@ def classify(ip: Address) -> Verdict:
     return Verdict(access, entry, carried)
 
 
-def _what(verdict: Verdict) -> str:
-    """The address's kind in words, e.g. "loopback (RFC 1122)", or "6to4 (RFC 3056) carrying
-    127.0.0.1: loopback (RFC 1122)"."""
-    own = _("%(name)s (%(rfc)s)", name=verdict.entry.name, rfc=verdict.entry.rfc)
+_BY_NETWORK = {entry.network: entry for entry in (*IPV4, *IPV6, _PUBLIC_V4)}
+
+
+def entry_by_network(network: str) -> Entry | None:
+    """The table's entry for `network` as written there ("127.0.0.0/8"): how a stored reason names
+    an address's kind, put into words when it is shown (notify.reasons)."""
+    return _BY_NETWORK.get(network)
+
+
+def _what(verdict: Verdict) -> Reason:
+    """The address's kind, e.g. "loopback (RFC 1122)", or "6to4 (RFC 3056) carrying 127.0.0.1:
+    loopback (RFC 1122)"."""
+    own = reason("address_kind", name=reason("address_range", network=verdict.entry.network), rfc=verdict.entry.rfc)
     decisive = verdict.decisive
     if decisive is None:
         return own
     address, entry = decisive
-    return _("%(outer)s carrying %(ip)s: %(name)s (%(rfc)s)", outer=own, ip=address, name=entry.name, rfc=entry.rfc)
+    return reason("address_carrying", outer=own, ip=str(address), name=reason("address_range", network=entry.network),
+                  rfc=entry.rfc)
 
 
-def refusal(host: str, ip: Address, allow_private: bool) -> str | None:
-    """Why `ip` (what `host` resolves to) may not be reached, or None."""
+def refusal(host: str, ip: Address, allow_private: bool) -> Reason | None:
+    """Why `ip` (what `host` resolves to) may not be reached, or None. A reason (notify.reasons):
+    `str()` puts it into words in the current language."""
     verdict = classify(ip)
     if verdict.access == PUBLIC or (verdict.access == PRIVATE and allow_private):
         return None
     # "localhost is 127.0.0.1", but not "127.0.0.1 is 127.0.0.1".
-    subject = host if host.strip("[]") in (str(ip), ip.compressed) else _("%(host)s is %(ip)s", host=host, ip=ip)
-    if verdict.access == NEVER:
-        return _("%(subject)s, %(what)s: deliveries never go there, whatever ALLOW_PRIVATE_TARGETS says.",
-                 subject=subject, what=_what(verdict))
-    return _("%(subject)s, %(what)s: deliveries go to public addresses only, not to loopback or private ones. "
-             "Set ALLOW_PRIVATE_TARGETS=1 to allow targets on your own network.", subject=subject, what=_what(verdict))
+    subject = host if host.strip("[]") in (str(ip), ip.compressed) else reason("host_is_ip", host=host, ip=str(ip))
+    return reason("guard_never" if verdict.access == NEVER else "guard_private", subject=subject, what=_what(verdict))
 
 
 @dataclass(frozen=True)
 class Resolved:
     address: str | None  # the checked address to connect to
-    problem: str | None = None  # why the host may not be reached (refused or not resolvable)
+    problem: Reason | None = None  # why the host may not be reached (refused or not resolvable)
     refused: bool = False  # True: the guard said no (not a lookup failure)
 
 
@@ -247,7 +255,7 @@ def resolve(host: str, port: int, allow_private: bool) -> Resolved:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError):
-            return Resolved(None, _("DNS lookup failed: the host name in %(host)s could not be resolved", host=host))
+            return Resolved(None, reason("dns_failed", host=host))
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for ip in addresses:
         problem = refusal(host, ip, allow_private)
@@ -260,4 +268,4 @@ def check_on_save(host: str, port: int, allow_private: bool) -> str | None:
     """For the forms and the import: a refused address is an error; a host that does not resolve
     now is accepted (it may be an internal name, or DNS may be down), and explained at send time."""
     result = resolve(host, port, allow_private)
-    return result.problem if result.refused else None
+    return str(result.problem) if result.refused else None

@@ -48,6 +48,11 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+def is_test(event_id: str) -> bool:
+    """Whether the event is a Test (its data is not read: it may not decode)."""
+    return bool(db.session.scalar(select(Event.is_test).where(Event.id == event_id)))
+
+
 def load_event(event_id: str) -> StoredEvent | None:
     """The event with its payload as the WebHook body (`Event.envelope`), pretty-printed; when its
     data cannot be decoded or laid out, the stored JSON text as it is, with the reason."""

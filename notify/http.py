@@ -1,5 +1,6 @@
 """Outbound HTTP for every transport: pooled keep-alive connections, explicit timeouts, no
-redirects, a capped response read, and failures described in words a merchant understands.
+redirects, a capped response read, and failures described as reasons a merchant understands
+(notify.reasons: stored as codes, put into words in the reader's language).
 
 Built on urllib3 directly (requests is built on it too): a delivery is one POST with headers we
 set ourselves, so requests' sessions, cookies and hooks would only add CPU time per delivery.
@@ -12,7 +13,6 @@ exceeds both timeouts, config.py).
 """
 from __future__ import annotations
 
-import contextvars
 import io
 import ipaddress
 import socket
@@ -26,10 +26,10 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import urllib3
-from flask_babel import gettext as _
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from notify import guard
+from notify.reasons import Reason, reason
 from urllib3.exceptions import (ConnectTimeoutError, HTTPError, LocationParseError, NameResolutionError,
                                 NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
 
@@ -130,7 +130,7 @@ class HttpResult:
     headers: dict = field(default_factory=dict)
     body: str = ""
     duration_ms: int = 0
-    error: str | None = None  # set when no HTTP response came back
+    error: Reason | None = None  # set when no HTTP response came back
     retry_after: float | None = None
     refused: bool = False  # the outbound guard refused the target: nothing was sent
 
@@ -148,29 +148,28 @@ def _root(exc: BaseException) -> BaseException:
     return current
 
 
-def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: float) -> str:
-    """A sentence for the merchant, in the merchant's language (it is stored with the attempt)."""
+def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: float) -> Reason:
+    """Why no answer came, with what to check (notify.reasons: put into words when shown)."""
     host = urlsplit(url).netloc
     root = _root(exc)
     # The socket-level cause first: urllib3's NewConnectionError is also a ConnectTimeoutError.
     if isinstance(root, ConnectionRefusedError):
-        return _("Connection refused by %(host)s: is the receiver running and listening on that port?", host=host)
+        return reason("connection_refused", host=host)
     if isinstance(exc, NameResolutionError) or isinstance(root, (NameResolutionError, socket.gaierror)):
-        return _("DNS lookup failed: the host name in %(host)s could not be resolved", host=host)
+        return reason("dns_failed", host=urlsplit(url).hostname or host)
     if isinstance(exc, SSLError) or isinstance(root, ssl.SSLError):
-        return _("TLS error talking to %(host)s: %(error)s", host=host, error=root)
+        return reason("tls_failed", host=host, error=str(root))
     if isinstance(exc, ReadTimeoutError):
-        return _("%(host)s accepted the connection but did not answer within %(seconds)s s", host=host,
-                 seconds=f"{read_timeout:g}")
+        return reason("read_timeout", host=host, seconds=f"{read_timeout:g}")
     if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
-        return _("Timed out connecting to %(host)s after %(seconds)s s", host=host, seconds=f"{connect_timeout:g}")
+        return reason("connect_timeout", host=host, seconds=f"{connect_timeout:g}")
     if isinstance(root, (ConnectionResetError, BrokenPipeError)) or isinstance(exc, ProtocolError):
-        return _("%(host)s closed the connection before answering", host=host)
+        return reason("connection_closed", host=host)
     if isinstance(exc, NewConnectionError):
-        return _("Could not connect to %(host)s: %(error)s", host=host, error=root)
+        return reason("connect_failed", host=host, error=str(root))
     if isinstance(exc, LocationParseError):
-        return _("The URL is not valid: %(error)s", error=exc)
-    return f"{type(exc).__name__}: {exc}"
+        return reason("bad_url", error=str(exc))
+    return reason("network_error", host=host, error=f"{type(exc).__name__}: {exc}")
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -198,14 +197,12 @@ def _resolve(hostname: str, port: int, allow_private: bool, timeout: float) -> g
     with _resolver_lock:
         if _resolver is None:
             _resolver = ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="resolve")
-    # In this thread's context (its app context and language): the guard writes its reasons in words.
-    future = _resolver.submit(contextvars.copy_context().run, guard.resolve, hostname, port, allow_private)
+    future = _resolver.submit(guard.resolve, hostname, port, allow_private)
     try:
         return future.result(timeout=max(0.0, timeout))
     except FutureTimeout:
         future.cancel()
-        return guard.Resolved(None, _("DNS lookup of %(host)s did not finish within %(seconds)s s", host=hostname,
-                                      seconds=f"{timeout:g}"))
+        return guard.Resolved(None, reason("dns_timeout", host=hostname, seconds=f"{timeout:g}"))
 
 
 def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_timeout: float,
@@ -220,15 +217,14 @@ def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_t
         scheme, hostname = parts.scheme.lower(), parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        return HttpResult(error=_("The URL is not valid: %(error)s", error=exc))
+        return HttpResult(error=reason("bad_url", error=str(exc)))
     target = _resolve(hostname, port, allow_private, connect_timeout)
     if target.address is None:
         return HttpResult(error=target.problem, refused=target.refused,
                           duration_ms=int((time.perf_counter() - started) * 1000))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     host_header = parts.netloc.rpartition("@")[2]
-    too_slow = _("%(host)s did not finish answering within %(seconds)s s", host=host_header,
-                 seconds=f"{connect_timeout + read_timeout:g}")
+    too_slow = reason("too_slow", host=host_header, seconds=f"{connect_timeout + read_timeout:g}")
     _local.deadline = deadline
     try:
         left = max(0.001, deadline - time.monotonic())

@@ -20,7 +20,6 @@ from functools import wraps
 
 import redis
 from flask import current_app
-from flask_babel import gettext as _
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,8 +28,8 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import metrics, queue, ratelimit, signing
-from notify.messages import merchant_locale
+from notify import metrics, queue, ratelimit, reasons, signing
+from notify.reasons import Reason, reason
 from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, OutgoingRequest,
                                Outcome, transport_for)
 from notify.transports.base import Transport
@@ -137,30 +136,34 @@ def _excerpt(exc: BaseException) -> str:
     return text if len(text) <= ERROR_EXCERPT else text[:ERROR_EXCERPT] + "…"
 
 
+def _storable_reason(data: dict | None) -> dict | None:
+    """A reason's JSON with its parameters made storable (they hold outside text: replies, errmsg)."""
+    if not data:
+        return data
+    params = {}
+    for key, value in (data.get("params") or {}).items():
+        if isinstance(value, dict):
+            value = _storable_reason(value)
+        elif isinstance(value, str):
+            value = _storable(value)
+        params[key] = value
+    return {"code": data["code"], "params": params}
+
+
 def unsent_outcome(exc: BaseException, *, loading: bool = False) -> Outcome:
-    """What an error that stopped one delivery before anything was sent costs it, in the
-    merchant's language: retried later when the cause is passing (Redis, the database, the
-    network), final when it lies in the event's data (retrying would fail the same way). The
-    channel is not to blame either way (`needs_attention` False)."""
-    with merchant_locale():
-        if isinstance(exc, redis.RedisError):
-            return Outcome(kind=TRANSIENT, needs_attention=False, error=_(
-                "The robot's rate limit could not be checked (Redis: %(error)s). Nothing was sent; it is tried "
-                "again later.", error=_excerpt(exc)))
-        if isinstance(exc, (SQLAlchemyError, OSError)):
-            return Outcome(kind=TRANSIENT, needs_attention=False, error=_(
-                "An internal error stopped this attempt before anything was sent (%(error)s); it is tried "
-                "again later.", error=_excerpt(exc)))
-        if isinstance(exc, CannotPrepare):  # the transport says why, in words
-            return Outcome(kind=PERMANENT, needs_attention=False, error=_(
-                "%(reason)s Nothing was sent, and retrying cannot help.", reason=exc.reason))
-        if loading:
-            return Outcome(kind=PERMANENT, needs_attention=False, error=_(
-                "This event's stored data cannot be read (%(error)s). Nothing was sent, and retrying cannot "
-                "help.", error=_excerpt(exc)))
-        return Outcome(kind=PERMANENT, needs_attention=False, error=_(
-            "The message could not be built from this event's data (%(error)s). Nothing was sent, and "
-            "retrying cannot help: send a corrected event.", error=_excerpt(exc)))
+    """What an error that stopped one delivery before anything was sent costs it: retried later
+    when the cause is passing (Redis, the database, the network), final when it lies in the
+    event's data (retrying would fail the same way). The channel is not to blame either way
+    (`needs_attention` False). The reason is a code (notify.reasons), put into words when shown."""
+    if isinstance(exc, redis.RedisError):
+        return Outcome(kind=TRANSIENT, needs_attention=False, error=reason("rate_limit_unchecked", error=_excerpt(exc)))
+    if isinstance(exc, (SQLAlchemyError, OSError)):
+        return Outcome(kind=TRANSIENT, needs_attention=False, error=reason("internal_unsent", error=_excerpt(exc)))
+    if isinstance(exc, CannotPrepare):  # the transport says why
+        return Outcome(kind=PERMANENT, needs_attention=False, error=reason("cannot_prepare", reason=exc.reason))
+    if loading:
+        return Outcome(kind=PERMANENT, needs_attention=False, error=reason("data_unreadable", error=_excerpt(exc)))
+    return Outcome(kind=PERMANENT, needs_attention=False, error=reason("message_unbuildable", error=_excerpt(exc)))
 
 
 @dataclass
@@ -225,7 +228,7 @@ class Drain:
         self.in_flight: dict[Future, InFlight] = {}
         self.per_channel: dict[int, int] = defaultdict(int)
         self.done: list[tuple[InFlight, Outcome]] = []
-        self.cancelled: list[tuple[str, str, str, str]] = []  # delivery id, claim token, channel kind, reason
+        self.cancelled: list[tuple[str, str, str, Reason]] = []  # delivery id, claim token, channel kind, reason
         # Over a service's rate limit: (delivery id, claim token, channel id, attempts so far, seconds to wait).
         self.deferred: list[tuple[str, str, int, int, float]] = []
         self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
@@ -339,7 +342,7 @@ class Drain:
         channel = delivery.channel
         if channel is None or (not channel.enabled and not delivery.event.is_test):
             self.cancelled.append((delivery.id, token, delivery.channel_kind,
-                                   "channel deleted" if channel is None else "channel disabled"))
+                                   reason("channel_deleted" if channel is None else "channel_disabled")))
             return
         transport = transports.get(channel.id)
         if transport is None:
@@ -367,9 +370,9 @@ class Drain:
                                    token, sent=False), outcome))
 
     def _send(self, transport, request: OutgoingRequest) -> Outcome:
-        """In a sender thread: with an app context in the merchant's language, so that what the
-        transport writes about a failure reads in that language (about 30 µs a send)."""
-        with self.app.app_context(), merchant_locale():
+        """In a sender thread, with an app context. No language: a transport's failure is a reason
+        (notify.reasons), put into words by whoever shows it."""
+        with self.app.app_context():
             return transport.send(request)
 
     # -- results ------------------------------------------------------------------------------
@@ -384,7 +387,7 @@ class Drain:
                 outcome = future.result()
             except Exception as exc:  # a bug in a transport must cost one attempt, not the batch
                 log.exception("transport %s failed on %s", item.channel_kind, item.delivery_id)
-                outcome = Outcome(kind=TRANSIENT, error=f"Internal error while sending: {exc!r}")
+                outcome = Outcome(kind=TRANSIENT, error=reason("internal_sending", error=_excerpt(exc)))
             self.done.append((item, outcome))
 
     def flush(self, force: bool = False) -> None:
@@ -446,17 +449,16 @@ class Drain:
                 raise
             except Exception:  # a value that cannot even be turned into a row: keep the verdict alone
                 log.exception("the result of delivery %s could not be prepared for writing", item.delivery_id)
-                with merchant_locale():
-                    note = _("The details of this attempt could not be stored.")
-                bare = Outcome(kind=outcome.kind if outcome.kind in (SUCCESS, PERMANENT) else TRANSIENT, error=note,
+                bare = Outcome(kind=outcome.kind if outcome.kind in (SUCCESS, PERMANENT) else TRANSIENT,
+                               error=reason("details_not_stored"),
                                needs_attention=False)
                 item = InFlight(item.delivery_id, item.channel_id, item.channel_kind, item.number, item.max_attempts,
                                 item.started_at, OutgoingRequest(NOT_SENT, "", {}, b""), item.claim_token, sent=False)
                 results.append(self._result(item, bare, now))
-        for delivery_id, token, channel_kind, reason in self.cancelled:
+        for delivery_id, token, channel_kind, why in self.cancelled:
             results.append(_Result(delivery_id, token, dict(id=delivery_id, status=DeliveryStatus.CANCELLED,
-                                                            last_error=reason, lease_until=None, claim_token=None,
-                                                            updated_at=now),
+                                                            last_error=why.english(), last_error_code=why.to_json(),
+                                                            lease_until=None, claim_token=None, updated_at=now),
                                    finished=channel_kind))
         for delivery_id, token, channel_id, attempt_count, wait_for in self.deferred:
             results.append(_Result(delivery_id, token, dict(
@@ -469,16 +471,17 @@ class Drain:
     def _result(self, item: InFlight, outcome: Outcome, now: datetime) -> _Result:
         """One attempt's row and its delivery's new values, with outside text made storable."""
         request = item.request
-        error = _storable(outcome.error)
+        # The English copy for logs and grep; the code and params are what pages put into words.
+        error, error_code = _storable(reasons.english(outcome.error)), _storable_reason(reasons.as_json(outcome.error))
         attempt = dict(
             delivery_id=item.delivery_id, channel_id=item.channel_id, number=item.number,
             started_at=item.started_at, duration_ms=outcome.duration_ms, request_method=request.method,
             request_url=_storable(request.shown_url), request_headers=_storable_headers(request.masked_headers),
             request_body=_storable(request.body_text()), response_status=outcome.status,
             response_headers=_storable_headers(outcome.response_headers),
-            response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error)
+            response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error, error_code=error_code)
         row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
-                   last_error=error, lease_until=None, claim_token=None, updated_at=now, next_attempt_at=None)
+                   last_error=error, last_error_code=error_code, lease_until=None, claim_token=None, updated_at=now, next_attempt_at=None)
         retry = None
         if outcome.kind == SUCCESS:
             row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)
@@ -559,13 +562,14 @@ class Drain:
         """The result with only what cannot be refused: the attempt's outcome and the delivery's
         new status, with a note that the details (request, response, error) could not be stored."""
         if result.attempt is None:
-            return _Result(result.delivery_id, result.claim_token, dict(result.row, last_error=None),
+            return _Result(result.delivery_id, result.claim_token, dict(result.row, last_error=None,
+                                                                        last_error_code=None),
                            item=result.item, outcome=result.outcome, retry=result.retry, finished=result.finished)
-        with merchant_locale():
-            note = _("The details of this attempt could not be stored.")
+        note = reason("details_not_stored")
         attempt = dict(result.attempt, request_headers={}, request_body="", response_headers=None,
-                       response_body=None, request_url="", error=note)
-        return _Result(result.delivery_id, result.claim_token, dict(result.row, last_error=note), attempt,
+                       response_body=None, request_url="", error=note.english(), error_code=note.to_json())
+        return _Result(result.delivery_id, result.claim_token,
+                       dict(result.row, last_error=note.english(), last_error_code=note.to_json()), attempt,
                        result.item, result.outcome, result.retry)
 
     def _update_channels(self, results: list[_Result], now: datetime) -> list[int]:
@@ -577,15 +581,15 @@ class Drain:
             if item is None or not item.sent:
                 continue  # nothing was sent: this says nothing about the channel
             if outcome.kind == SUCCESS and self.attention.get(item.channel_id):
-                attention[item.channel_id] = (False, None)
+                attention[item.channel_id] = (False, None, None)
             elif outcome.kind == PERMANENT:
                 if outcome.gone:
                     gone.add(item.channel_id)
                 if outcome.needs_attention:
-                    attention[item.channel_id] = (True, result.row["last_error"])
-        for channel_id, (flag, reason) in attention.items():
+                    attention[item.channel_id] = (True, result.row["last_error"], result.row["last_error_code"])
+        for channel_id, (flag, text, code) in attention.items():
             db.session.execute(update(Channel).where(Channel.id == channel_id)
-                               .values(needs_attention=flag, attention_reason=reason))
+                               .values(needs_attention=flag, attention_reason=text, attention_code=code))
             self.attention[channel_id] = flag
         if gone:
             db.session.execute(update(Channel).where(Channel.id.in_(gone)).values(enabled=False))
@@ -612,12 +616,11 @@ class Drain:
         if not failing:
             return []
         limit = timedelta(hours=self.config["CHANNEL_DISABLE_AFTER_HOURS"])
-        with merchant_locale():
-            reason = _("Disabled automatically: every delivery failed for %(hours)s hours. Fix the receiver, enable "
-                       "it again, and recover what it missed.", hours=f"{self.config['CHANNEL_DISABLE_AFTER_HOURS']:g}")
+        why = reason("auto_disabled", hours=f"{self.config['CHANNEL_DISABLE_AFTER_HOURS']:g}")
         return list(db.session.scalars(
             update(Channel).where(Channel.id.in_(failing), Channel.enabled.is_(True), Channel.failing_since <= now - limit)
-            .values(enabled=False, needs_attention=True, attention_reason=reason).returning(Channel.id)))
+            .values(enabled=False, needs_attention=True, attention_reason=why.english(), attention_code=why.to_json())
+            .returning(Channel.id)))
 
     def give_back(self) -> None:
         """Return held, unclaimed deliveries to Redis (the job's budget ran out)."""
@@ -703,7 +706,9 @@ def tell_disabled(channel_id: int) -> str:
     if not recipients:
         return "no email channel to tell"
     last = last_attempts([channel_id]).get(channel_id)
-    send_notice(recipients, "channel_disabled.txt", channel=channel, last_error=last.error if last else None)
+    # Put into words when the email is written, in the message language.
+    send_notice(recipients, "channel_disabled.txt", channel=channel,
+                last_error=reasons.find(last.error_code, last.error) if last else None)
     return f"told {len(recipients)} recipients"
 
 

@@ -82,7 +82,7 @@ def recover(channel: Channel, since: datetime) -> int:
         update(Delivery).where(*_failed(channel, since))
         .values(status=case((Delivery.attempt_count == 0, DeliveryStatus.PENDING), else_=DeliveryStatus.RETRYING),
                 max_attempts=Delivery.attempt_count + attempts, next_attempt_at=now,
-                last_error=None, updated_at=now)
+                last_error=None, last_error_code=None, updated_at=now)
         .returning(Delivery.id).execution_options(synchronize_session=False)).scalars().all()
     dispatch.hand_over([(channel.id, delivery_id) for delivery_id in resent])
     missed = db.session.execute(select(Event.id, Event.hook).where(*_missed(channel, since))).all()

@@ -403,10 +403,22 @@ def test_a_success_ends_the_run_of_failures(app, worker, make_webhook, local_rec
     assert channel(app, channel_id).failing_since is None and channel(app, channel_id).enabled
 
 
-def test_failures_are_explained_in_the_merchant_language(app, worker, dingtalk, make_channel):
+def test_failures_are_stored_as_codes_and_explained_in_the_readers_language(app, login, worker, dingtalk,
+                                                                            make_channel):
+    """A worker whose message language is Chinese stores the reason as a code (and an English copy
+    for logs); the page says it in its own language, DingTalk's errmsg as it came."""
     app.config["MERCHANT_LANGUAGE"] = "zh_CN"
     url = dingtalk.add_robot(TOKEN, secret=SEC)
     channel_id = make_channel("dingtalk", {"url": url}, secret="SEC9999999999wrongwrongwrong")
     ids = [send_test(app, channel_id)]
     worker(until=settled(app, ids))
-    assert "签名不匹配" in delivery(app, ids[0]).last_error and "310000" in delivery(app, ids[0]).last_error
+    failed = delivery(app, ids[0])
+    assert failed.last_error_code["code"] == "robot_errcode"
+    assert failed.last_error_code["params"]["explanation"] == {"code": "dingtalk_sign", "params": {}}
+    assert failed.last_error.startswith("Signature does not match") and "310000" in failed.last_error
+    english = login.get(f"/deliveries/{ids[0]}", headers={"Accept-Language": "en"}).text
+    chinese = login.get(f"/deliveries/{ids[0]}", headers={"Accept-Language": "zh-CN"}).text
+    assert "Signature does not match" in english and "签名不匹配" not in english
+    assert "签名不匹配" in chinese and "Signature does not match" not in chinese
+    # errmsg is DingTalk's own words: shown as it came, on either page.
+    assert "errcode 310000: sign not match" in english and "钉钉 errcode 310000：sign not match" in chinese

@@ -197,9 +197,6 @@ def test_every_admin_page_in_chinese_has_no_english_sentences(app, client, make_
     assert not found, "English on Chinese pages:\n" + report
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="failure reasons are stored as text in MERCHANT_LANGUAGE; the reasons "
-                                       "branch (codes and their words) renders them in the reader's: remove this "
-                                       "mark when it is merged")
 def test_a_failed_delivery_in_chinese_has_no_english_sentences(app, login, make_webhook, worker):
     from tests.conftest import free_port
 

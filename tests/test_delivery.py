@@ -80,7 +80,7 @@ def test_wrong_secret_is_rejected_by_the_demo_and_the_attempt_shows_the_401(app,
     assert [a["number"] for a in attempts] == [1, 2, 3, 4]  # retried over the whole (test) schedule
     assert {a["status"] for a in attempts} == {401}
     assert "signature does not match: check the secret" in attempts[0]["response"]
-    assert attempts[0]["error"] == "The receiver answered HTTP 401."
+    assert attempts[0]["error"].startswith("The receiver answered HTTP 401: it did not accept the request's token.")
     assert demo.events()[0]["verified"] is False
     page = login.get(f"/deliveries/{delivery_id}").text
     assert "HTTP 401" in page and "signature does not match" in page
@@ -95,7 +95,7 @@ def test_receiver_down_is_retried_and_delivered_when_it_comes_back(app, receiver
     worker()  # first attempt: nothing listens on the port
     status, attempts = load(app, delivery_id)
     assert status == DeliveryStatus.RETRYING
-    assert attempts[0]["error"].startswith("Connection refused by 127.0.0.1:")
+    assert attempts[0]["error"].startswith("127.0.0.1:") and "refused the connection" in attempts[0]["error"]
     demo.start()
     worker(until=lambda: load(app, delivery_id)[0] == DeliveryStatus.DELIVERED)
     status, attempts = load(app, delivery_id)
@@ -136,7 +136,10 @@ def test_a_failed_test_is_not_retried_and_explains_itself(login, app, make_webho
     worker()
     status, attempts = load(app, delivery_id)
     assert status == DeliveryStatus.DEAD and len(attempts) == 1
-    assert "Connection refused by 127.0.0.1:9" in login.get(f"/deliveries/{delivery_id}/result").text
+    page = login.get(f"/deliveries/{delivery_id}/result").text
+    assert "127.0.0.1:9 refused the connection" in page
+    # One attempt, by design: not "dead" (retries exhausted) but a Test that is not retried.
+    assert "failed (test, not retried)" in page and ">dead<" not in page
 
 
 def test_a_delivery_queued_twice_is_sent_once(app, receiver_demo, make_webhook, worker):
@@ -302,7 +305,7 @@ def test_a_transport_that_crashes_costs_one_attempt_not_the_batch(app, monkeypat
     results = {load(app, d)[0]: load(app, d)[1] for d in delivery_ids}
     assert set(results) == {DeliveryStatus.DELIVERED, DeliveryStatus.RETRYING}
     (attempt,) = results[DeliveryStatus.RETRYING]
-    assert attempt["error"] == "Internal error while sending: RuntimeError('boom')"
+    assert attempt["error"] == "Internal error while sending (RuntimeError: boom); tried again later."
     assert len(demo.events()) == 1
 
 

@@ -131,8 +131,10 @@ def test_a_receiver_down_for_a_stretch_gets_everything_when_it_is_back(app, rece
     consistent(app, ids)
     assert sorted(e["delivery"] for e in demo.events()) == sorted(ids)
     with app.app_context():
-        errors = db.session.scalars(db.select(Attempt.error).where(Attempt.outcome == "transient")).all()
-    assert errors and all("Connection refused" in error for error in errors)
+        errors = db.session.execute(db.select(Attempt.error, Attempt.error_code)
+                                    .where(Attempt.outcome == "transient")).all()
+    assert errors and all("refused the connection" in text and code["code"] == "connection_refused"
+                          for text, code in errors)
 
 
 def test_two_workers_and_two_schedulers_deliver_each_event_once(app, receiver_demo, make_webhook, flask_process):

@@ -246,7 +246,10 @@ def test_a_webhook_body_that_cannot_be_json_is_refused_with_a_reason(app, value,
     data = {"order": {"amount": value}, "extra": nested(depth)}
     with app.app_context(), pytest.raises(CannotPrepare) as refused:
         webhook_request(app, data)
-    assert "NaN" in refused.value.reason and "WebHook" in refused.value.reason and "无法发送" in refused.value.reason
+    assert refused.value.reason.code == "data_not_json"
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        words = str(refused.value.reason)
+    assert "NaN" in words and "WebHook" in words and "无法发送" in words
 
 
 @pytest.mark.parametrize("subject", [

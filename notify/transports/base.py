@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from notify import http, signing
+from notify.reasons import Reason
 
 if TYPE_CHECKING:
     from models import Channel, Delivery, Event
@@ -20,11 +21,11 @@ SUCCESS, TRANSIENT, PERMANENT = "success", "transient", "permanent"
 
 class CannotPrepare(Exception):
     """`prepare()` cannot build a request from this event's data, and never will: retrying cannot
-    help. The drain records the delivery as a permanent failure with `reason`, a sentence for the
-    merchant in their language (MERCHANT_LANGUAGE)."""
+    help. The drain records the delivery as a permanent failure with `reason` (notify.reasons),
+    put into words when it is shown."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
+    def __init__(self, reason: Reason):
+        super().__init__(reason.english() if isinstance(reason, Reason) else reason)
         self.reason = reason
 
 
@@ -95,7 +96,9 @@ class OutgoingRequest:
 @dataclass
 class Outcome:
     kind: str
-    error: str | None = None
+    # Why it failed: a `notify.reasons.Reason`, stored as its code and put into words when shown
+    # (a plain string is stored as text, as rows from before codes).
+    error: Reason | str | None = None
     status: int | None = None
     response_headers: dict | None = None
     response_body: str | None = None

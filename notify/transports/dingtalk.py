@@ -6,7 +6,8 @@ from urllib.parse import quote_plus
 
 from flask_babel import lazy_gettext as _l
 
-from notify import hooks, messages, signing
+from notify import messages, signing
+from notify.reasons import reason
 from notify.transports.base import PERMANENT, TRANSIENT
 from notify.transports.robot import RobotTransport
 
@@ -22,15 +23,12 @@ class DingTalkTransport(RobotTransport):
     example_url = "https://oapi.dingtalk.com/robot/send?access_token=…"
     mention_kinds = ("all", "mobiles")
     errors = {
-        300001: (PERMANENT, _l("The robot's access_token does not exist: the robot was removed or the URL is "
-                               "wrong. Copy its webhook URL again."), None),
-        300005: (PERMANENT, _l("The robot's access_token does not exist: the robot was removed or the URL is "
-                               "wrong. Copy its webhook URL again."), None),
-        130101: (TRANSIENT, _l("Sending too fast: DingTalk throttles this robot for 10 minutes. Trying again "
-                               "after that."), 600.0),
-        460101: (PERMANENT, _l("The message is too long for DingTalk."), None),
-        101002: (PERMANENT, _l("The message is too long for DingTalk."), None),
-        -1: (TRANSIENT, _l("DingTalk is busy; trying again later."), None),
+        300001: (PERMANENT, "dingtalk_token", None),
+        300005: (PERMANENT, "dingtalk_token", None),
+        130101: (TRANSIENT, "dingtalk_throttled", 600.0),
+        460101: (PERMANENT, "dingtalk_too_long", None),
+        101002: (PERMANENT, "dingtalk_too_long", None),
+        -1: (TRANSIENT, "dingtalk_busy", None),
     }
 
     def classify(self, code: int, message: str):
@@ -39,18 +37,16 @@ class DingTalkTransport(RobotTransport):
         # One code for every security check: errmsg says which.
         text = message.lower()
         if "sign" in text:
-            explanation = _l("Signature does not match: check the secret (加签, SEC…) against the robot's "
-                             "security settings.")
+            explanation = "dingtalk_sign"
         elif "keyword" in text:
-            explanation = _l("The robot's security keyword is not in the message: put the keyword in "
-                             "'Keyword' below.")
+            explanation = "dingtalk_keyword"
         elif "timestamp" in text:
-            explanation = _l("DingTalk rejected the timestamp: check this server's clock.")
+            explanation = "dingtalk_timestamp"
         elif "ip" in text:
-            explanation = _l("This server's IP address is not in the robot's IP allow-list.")
+            explanation = "dingtalk_ip"
         else:
-            explanation = _l("DingTalk's security check failed.")
-        return PERMANENT, str(explanation), None
+            explanation = "dingtalk_security"
+        return PERMANENT, reason(explanation), None
 
     @classmethod
     def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
@@ -81,7 +77,7 @@ class DingTalkTransport(RobotTransport):
     def build(self, event) -> dict:
         config = self.channel.config
         summary = self.summary(event)
-        mentions = self.mentions_for(config, hooks.get(event.hook).group)
+        mentions = self.mentions(event)
         with messages.merchant_locale():
             rendered = messages.render("chat.md", summary, flavor="dingtalk")
         keyword = (config.get("keyword") or "").strip()

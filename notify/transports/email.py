@@ -21,6 +21,7 @@ from flask_babel import lazy_gettext as _l
 from flask_mail import Message
 
 from notify import messages, shop_settings
+from notify.reasons import Reason, reason
 from notify.shop_settings import SSL, STARTTLS, MailServer
 from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
 
@@ -189,38 +190,33 @@ class EmailTransport(Transport):
 
 
 def deliver(server: MailServer, sender: str, recipients: list[str], payload: bytes) -> Outcome:
-    """Send one message in one SMTP session and say how it went, explained for the merchant (in
-    the current locale). Never raises for what the server or the network does."""
+    """Send one message in one SMTP session and say how it went: the error is a reason
+    (notify.reasons) with the fix, put into words when it is shown; the server's reply is a
+    parameter, shown as it came. Never raises for what the server or the network does."""
     try:
         refused = _sendmail(server, sender, recipients, payload)
     except smtplib.SMTPRecipientsRefused as exc:
         return Outcome(kind=PERMANENT, status=_first_code(exc.recipients), response_body=_replies(exc.recipients),
-                       error=str(_l("The mail server refused every recipient: %(replies)s",
-                                    replies=_replies(exc.recipients))))
+                       error=reason("smtp_recipients", replies=_replies(exc.recipients)))
     except smtplib.SMTPAuthenticationError as exc:
         return Outcome(kind=PERMANENT, status=exc.smtp_code, response_body=_reply(exc),
-                       error=str(_l("The mail server refused the login (%(reply)s): check the user and the "
-                                    "authorisation code (QQ Mail and 163 Mail need an authorisation code, not the "
-                                    "login password).", reply=_reply(exc))))
+                       error=reason("smtp_login", reply=_reply(exc)))
     except smtplib.SMTPSenderRefused as exc:
         kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
         return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
-                       error=str(_l("The mail server refused the sender %(sender)s: check the sender address; many "
-                                    "servers accept only the address of the user who logs in (%(reply)s)",
-                                    sender=exc.sender, reply=_reply(exc))))
+                       error=reason("smtp_sender", sender=str(exc.sender), reply=_reply(exc)))
     except smtplib.SMTPResponseException as exc:
         kind = PERMANENT if exc.smtp_code >= 500 else TRANSIENT
         return Outcome(kind=kind, status=exc.smtp_code, response_body=_reply(exc),
-                       error=str(_l("The mail server answered %(reply)s", reply=_reply(exc))))
+                       error=reason("smtp_answer", reply=_reply(exc)))
     except smtplib.SMTPNotSupportedError as exc:
-        return Outcome(kind=PERMANENT, error=str(_l(
-            "The mail server %(server)s does not offer what these settings need (%(error)s): check the security "
-            "setting (port 465 is usually SSL, 587 STARTTLS).", server=server.describe(), error=exc)))
+        return Outcome(kind=PERMANENT, error=reason("smtp_unsupported", server=server.describe(), error=str(exc)))
     except (smtplib.SMTPException, OSError) as exc:
         return Outcome(kind=TRANSIENT, error=_connection_problem(exc, server))
     body = "250 accepted"
     if refused:
-        body += "; " + str(_l("refused: %(replies)s", replies=_replies(refused)))
+        # The server's replies, not our words: kept in English like the rest of the reply.
+        body += "; refused: " + _replies(refused)
     return Outcome(kind=SUCCESS, status=250, response_body=body, error=None)
 
 
@@ -259,24 +255,20 @@ def _first_code(recipients: dict) -> int | None:
     return next((code for code, _ in recipients.values()), None)
 
 
-def _connection_problem(exc: BaseException, server: MailServer) -> str:
+def _connection_problem(exc: BaseException, server: MailServer) -> Reason:
     where = server.describe()
     if isinstance(exc, ConnectionRefusedError):
-        return str(_l("Connection refused by %(server)s: this server cannot reach the mail server. Check the host, "
-                      "the port and the firewall.", server=where))
+        return reason("smtp_refused", server=where)
     # smtplib reports a silent server as "Connection unexpectedly closed: timed out".
     if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in str(exc):
-        return str(_l("The mail server %(server)s did not answer within %(seconds)s s: this server cannot reach it. "
-                      "Check the host, the port and the firewall.", server=where, seconds=f"{server.timeout:g}"))
+        return reason("smtp_timeout", server=where, seconds=f"{server.timeout:g}")
     if isinstance(exc, socket.gaierror):
-        return str(_l("DNS lookup failed for the mail server %(server)s: check the host name", server=where))
+        return reason("smtp_dns", server=where)
     if isinstance(exc, ssl.SSLError):
-        return str(_l("TLS error talking to the mail server %(server)s: %(error)s. Check the security setting "
-                      "(port 465 is usually SSL, 587 STARTTLS).", server=where, error=exc))
+        return reason("smtp_tls", server=where, error=str(exc))
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return str(_l("The mail server %(server)s closed the connection", server=where))
-    return str(_l("Could not talk to the mail server %(server)s: %(error)s", server=where,
-                  error=f"{type(exc).__name__}: {exc}"))
+        return reason("smtp_closed", server=where)
+    return reason("smtp_failed", server=where, error=f"{type(exc).__name__}: {exc}")
 
 
 def notice(recipients: list[str], template: str, **context) -> Message:

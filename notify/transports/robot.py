@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask_babel import lazy_gettext as _l
 
 from notify import hooks, messages, signing
+from notify.reasons import Reason, reason
 from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
 from notify.transports.webhook import url_problem
 
@@ -46,8 +47,8 @@ class RobotTransport(Transport):
     rate_limit = (20, 60.0)
     # Which mention kinds this service supports: "all", "mobiles", "user_ids".
     mention_kinds: tuple[str, ...] = ("all", "mobiles")
-    # errcode → (kind, message for the merchant, seconds to wait before retrying)
-    errors: dict[int, tuple[str, object, float | None]] = {}
+    # errcode → (kind, the reason's code in notify.reasons, seconds to wait before retrying)
+    errors: dict[int, tuple[str, str, float | None]] = {}
 
     # -- settings ----------------------------------------------------------------------------
     @classmethod
@@ -79,6 +80,14 @@ class RobotTransport(Transport):
         found = (config.get("mentions") or {}).get(group) or {}
         return {"all": bool(found.get("all")), "mobiles": list(found.get("mobiles") or []),
                 "user_ids": list(found.get("user_ids") or [])}
+
+    def mentions(self, event) -> dict:
+        """Whom this event's message mentions: as configured for its group of events, except in a
+        Test, which mentions nobody unless the merchant ticked "Also @mention as configured"
+        (`Event.test_mentions`): a Test to a robot set to @all would otherwise ping the whole group."""
+        if event.is_test and not event.test_mentions:
+            return {"all": False, "mobiles": [], "user_ids": []}
+        return self.mentions_for(self.channel.config, hooks.get(event.hook).group)
 
     @classmethod
     def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
@@ -167,28 +176,34 @@ class RobotTransport(Transport):
         result, outcome = self.post(request)
         if result.status is None:
             return outcome
+        service = reason("service", kind=self.kind)
         if result.status != 200:
-            outcome.error = str(_l("%(service)s answered HTTP %(status)d.", service=self.label, status=result.status))
             if result.status in (404, 410):
                 outcome.kind = PERMANENT
+                outcome.error = reason("robot_no_robot", service=service, status=result.status)
+            else:
+                outcome.error = reason("robot_status", service=service, status=result.status)
             return outcome
         try:
             answer = json.loads(result.body)
             code, message = int(answer["errcode"]), str(answer.get("errmsg", ""))
         except (ValueError, TypeError, KeyError):
-            outcome.error = str(_l("%(service)s answered with something that is not its usual JSON.", service=self.label))
+            outcome.error = reason("robot_not_json", service=service)
             return outcome
         if code == 0:
             outcome.kind = SUCCESS
             return outcome
         outcome.kind, explanation, outcome.retry_after = self.classify(code, message)
-        outcome.error = f"{explanation} ({self.label} errcode {code}: {message})"
+        # errmsg is the service's own words: a parameter, shown as it came.
+        outcome.error = reason("robot_errcode", explanation=explanation, service=service, errcode=code,
+                               errmsg=message)
         return outcome
 
-    def classify(self, code: int, message: str) -> tuple[str, str, float | None]:
-        kind, explanation, wait = self.errors.get(
-            code, (TRANSIENT, _l("%(service)s refused the message.", service=self.label), None))
-        return kind, str(explanation), wait
+    def classify(self, code: int, message: str) -> tuple[str, Reason, float | None]:
+        """(kind, explanation, seconds to wait) for a non-zero errcode."""
+        kind, explanation, wait = self.errors.get(code, (TRANSIENT, None, None))
+        return kind, reason(explanation) if explanation else reason("robot_refused", service=reason(
+            "service", kind=self.kind)), wait
 
     # -- building messages -------------------------------------------------------------------
     def fit(self, text: str, max_bytes: int) -> str:

@@ -10,6 +10,7 @@ from flask import current_app, has_app_context
 from flask_babel import lazy_gettext as _l
 
 from notify import guard, messages, signing
+from notify.reasons import Reason, reason
 from notify.transports.base import PERMANENT, SUCCESS, CannotPrepare, OutgoingRequest, Outcome, Transport
 
 AUTH_SIGNATURE = "signature"
@@ -41,10 +42,8 @@ def encode_body(envelope: dict) -> bytes:
     return messages.utf8(text)
 
 
-def _not_json() -> str:
-    with messages.merchant_locale():
-        return str(_l("The event's data holds a number that JSON cannot carry (NaN, Infinity, or more digits "
-                      "than can be written): a WebHook cannot send it."))
+def _not_json() -> Reason:
+    return reason("data_not_json")
 
 
 class _Token(str):
@@ -206,20 +205,18 @@ class WebhookTransport(Transport):
         elif result.status == 410:
             # Gone: the receiver says this endpoint no longer exists. Retrying cannot help.
             outcome.kind, outcome.gone = PERMANENT, True
-            outcome.error = str(_l("The receiver answered 410 Gone: the endpoint no longer exists. "
-                                   "The WebHook was disabled."))
+            outcome.error = reason("webhook_gone")
         elif result.status == STOP_STATUS:
             # The receiver refuses this delivery on purpose: no retries, the endpoint is fine.
             outcome.kind, outcome.needs_attention = PERMANENT, False
-            outcome.error = str(_l("The receiver answered %(status)d: it refuses this delivery, which is not "
-                                   "retried.", status=STOP_STATUS))
+            outcome.error = reason("webhook_refused", status=STOP_STATUS)
         elif 300 <= result.status < 400:
             location = result.headers.get("Location", "")
-            outcome.error = str(_l("The receiver answered with a redirect (HTTP %(status)d to %(location)s). "
-                                   "Redirects are not followed: configure the final URL.",
-                                   status=result.status, location=location or "?"))
+            outcome.error = reason("webhook_redirect", status=result.status, location=location or "?")
         else:
-            outcome.error = str(_l("The receiver answered HTTP %(status)d.", status=result.status))
+            # 401/403: most often a receiver with another secret; its answer is kept beside this.
+            outcome.error = reason("webhook_unauthorized" if result.status in (401, 403) else "webhook_status",
+                                   status=result.status)
             if result.status in (429, 503):
                 outcome.retry_after = result.retry_after
         return outcome

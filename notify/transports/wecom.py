@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from notify import hooks, messages
+from notify import messages
 from notify.transports.base import PERMANENT, TRANSIENT
 from notify.transports.robot import RobotTransport
 
@@ -26,19 +26,17 @@ class WeComTransport(RobotTransport):
     example_url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…"
     mention_kinds = ("all", "mobiles", "user_ids")
     errors = {
-        93000: (PERMANENT, _l("The robot's webhook key is not valid: the robot was removed or the URL is wrong. "
-                              "Copy its webhook URL again."), None),
-        40008: (PERMANENT, _l("WeCom does not accept this message type."), None),
-        40058: (PERMANENT, _l("WeCom rejected a parameter of the message (too long, or a bad mention)."), None),
-        44004: (PERMANENT, _l("WeCom found the message empty or malformed."), None),
-        45009: (TRANSIENT, _l("Sending too fast: WeCom allows 20 messages a minute per robot. Trying again in "
-                              "a minute."), 60.0),
-        -1: (TRANSIENT, _l("WeCom is busy; trying again later."), None),
+        93000: (PERMANENT, "wecom_key", None),
+        40008: (PERMANENT, "wecom_msgtype", None),
+        40058: (PERMANENT, "wecom_param", None),
+        44004: (PERMANENT, "wecom_empty", None),
+        45009: (TRANSIENT, "wecom_throttled", 60.0),
+        -1: (TRANSIENT, "wecom_busy", None),
     }
 
     def build(self, event) -> dict:
         summary = self.summary(event)
-        mentions = self.mentions_for(self.channel.config, hooks.get(event.hook).group)
+        mentions = self.mentions(event)
         if mentions["all"] or mentions["mobiles"]:
             with messages.merchant_locale():
                 content = messages.render("chat.txt", summary)
