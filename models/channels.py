@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import JSON, String, Text
@@ -55,6 +56,20 @@ class Channel(db.Model):
         from notify import reasons
 
         return reasons.show(self.attention_code, self.attention_reason)
+
+    @property
+    def shown_signature_check_detail(self) -> str:
+        """The last signature check's detail in words in the current language: an answer
+        ("HTTP 403") as it is, a failure without an answer from its stored reason (notify.probe)."""
+        from notify import reasons
+
+        detail = self.signature_check_detail or ""
+        if detail.startswith('{"code"'):
+            try:
+                return reasons.show(json.loads(detail), None) or ""
+            except ValueError:
+                return detail
+        return detail
 
     def rotating(self, now: datetime | None = None) -> bool:
         """Whether the previous secret still signs (a rotation window is open)."""

@@ -16,14 +16,16 @@ dashboard nor touches the channel's *needs attention* or run of failures.
 """
 from __future__ import annotations
 
+import json
 import logging
+
 from flask import current_app
 from sqlalchemy import update
 
 from extensions import db
 from models import Channel, Event
 from models.base import new_id, utcnow
-from notify import hooks, queue
+from notify import hooks, queue, reasons
 from notify.jobs import in_app_context
 from notify.signing import now_ms
 from notify.transports import DeliverySettings
@@ -64,10 +66,13 @@ def build_probe(channel: Channel, probe_id: str, timestamp_ms: int):
     return transport, transport.prepare_forgery(event, _Probe(probe_id), timestamp_ms)
 
 
-def verdict(status: int | None, error: str | None) -> tuple[str, str]:
-    """(state, detail) for what the receiver answered the probe."""
+def verdict(status: int | None, error) -> tuple[str, str]:
+    """(state, detail) for what the receiver answered the probe. Without an answer, the detail is
+    the failure's reason as data (its code and parameters, JSON), put into words when shown
+    (`Channel.shown_signature_check_detail`); a plain text stays as it is."""
     if status is None:
-        return UNKNOWN, error or ""
+        stored = reasons.as_json(error)
+        return UNKNOWN, (json.dumps(stored, ensure_ascii=False) if stored else reasons.english(error) or "")
     return (FLAGGED if 200 <= status < 300 else PASSED), f"HTTP {status}"
 
 

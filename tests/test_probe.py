@@ -183,6 +183,10 @@ def test_the_probe_goes_through_the_outbound_guard(app, login, make_webhook, acc
     status, detail, *_ = channel_state(app, channel_id)
     assert status == "unknown" and "127.0.0.1" in detail
     assert accept_all.received == []
+    # The reason is stored as data and put into words on the page, in the page's language.
+    for lang in ("en", "zh_CN"):
+        page = login.get(f"/settings/notifications/webhooks/{channel_id}/signature-check?lang={lang}").get_data(as_text=True)
+        assert "127.0.0.1" in page and '"code"' not in page and "&#34;code&#34;" not in page
 
 
 def test_a_newer_check_replaces_a_pending_one(app, login, make_webhook, accept_all):
