@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from extensions import csrf, db
 from models import ApiToken, Delivery
-from notify import dispatch, reconciliation, schemas
+from notify import dispatch, openapi, reconciliation, schemas
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -125,3 +125,9 @@ def redeliver(delivery_id: str):
         return error(409, "cannot_redeliver", f"the delivery cannot be sent again: {exc}", "delivery_id")
     db.session.expire_all()
     return jsonify(reconciliation.delivery_dict(db.session.get(Delivery, delivery_id))), 202
+
+
+@bp.route("/openapi.json", methods=["GET"])
+def openapi_document():
+    """The OpenAPI 3.1 document of the events and ledger APIs (notify.openapi); no token needed."""
+    return jsonify(openapi.document())
