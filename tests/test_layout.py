@@ -224,6 +224,7 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, smtp_server):
         "wecom edit": f"{base}/wecom/{ids['wecom']}",
         "recovery": f"{base}/channels/{ids['webhook-failing']}/recover",
         "settings file": f"{base}/file",
+        "event catalogue": "/settings/catalogue/",
         "general": "/settings/general/",
         "deliveries": "/deliveries/",
         "deliveries, a search": "/deliveries/?q=AP-NO-SUCH-ORDER",
