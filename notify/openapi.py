@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from models import DeliveryStatus, OrderStatus
 from notify import hooks, schemas
-from notify.reconciliation import MAX_LIMIT, DEFAULT_LIMIT
+from notify.reconciliation import DEFAULT_LIMIT, MAX_LIMIT
 
 MAX_LIST = 200  # the ledger's `limit` (blueprints/shop_api.py)
 MAX_ID = 2**63 - 1
@@ -271,7 +271,7 @@ def _webhooks() -> dict:
     found = {}
     for hook in hooks.HOOKS:
         found[hook.name] = {"post": {
-            "operationId": f"webhook_{hook.name}", "summary": str(hook.label),
+            "operationId": f"webhook_{hook.name}", "summary": schemas.LABELS[hook.name],
             "description": "What a WebHook channel receives (docs/webhooks.md): the envelope, signed.",
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": _ref(f"{hook.name}.envelope"), "example": schemas.example(hook.name)}}},

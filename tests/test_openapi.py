@@ -94,3 +94,12 @@ def test_the_live_server_answers_only_as_the_document_says(live_server, api_toke
     assert operations == 13
     assert not failures, "\n\n".join(failures)
     assert time.monotonic() - started < 60
+
+
+def test_the_document_is_in_english_whatever_the_readers_language(client):
+    """Built once per process: a first reader in Chinese must not fix its words for everyone."""
+    from notify import openapi
+
+    openapi._document.cache_clear()
+    chinese = client.get("/api/v1/openapi.json?lang=zh_CN", headers={"Accept-Language": "zh-CN"}).json
+    assert chinese["webhooks"]["order_pay_hook"]["post"]["summary"] == "Order Paid"
