@@ -2,11 +2,12 @@
 
 
 def register_blueprints(app):
-    from blueprints import api, auth, dashboard, deliveries, general, metrics, notifications, shop_api, tokens
+    from blueprints import api, auth, catalogue, dashboard, deliveries, general, metrics, notifications, shop_api, tokens
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(notifications.bp)
+    app.register_blueprint(catalogue.bp)
     app.register_blueprint(general.bp)
     app.register_blueprint(deliveries.bp)
     app.register_blueprint(tokens.bp)

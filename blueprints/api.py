@@ -1,4 +1,6 @@
-"""The JSON API for the merchant's shop: `POST /api/v1/events`. Documented in docs/api.md."""
+"""The JSON API for the merchant's shop: `POST /api/v1/events`, the events with their deliveries
+(`GET /api/v1/events`), `POST /api/v1/deliveries/<id>/redeliver`, and the OpenAPI document
+(`GET /api/v1/openapi.json`). Documented in docs/api.md."""
 from __future__ import annotations
 
 from functools import wraps
@@ -7,8 +9,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from extensions import csrf, db
-from models import ApiToken
-from notify import dispatch, schemas
+from models import ApiToken, Delivery
+from notify import dispatch, openapi, reconciliation, schemas
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
@@ -93,3 +95,39 @@ def create_event():
         return error(400, "invalid_field", exc.message, exc.field)
     db.session.commit()
     return jsonify({"id": event.id, "event": event.hook, "deliveries": len(event.delivery_ids)}), 202
+
+
+@bp.route("/events", methods=["GET"])
+@token_required
+def list_events():
+    """Reconciliation: events with the state of each delivery (notify.reconciliation)."""
+    try:
+        query = reconciliation.parse_query(request.args)
+    except schemas.Invalid as exc:
+        return invalid(exc)
+    return jsonify(reconciliation.list_events(query))
+
+
+@bp.route("/deliveries/<delivery_id>/redeliver", methods=["POST"])
+@token_required
+def redeliver(delivery_id: str):
+    """One more attempt of a finished delivery, with its id kept: the admin's Send again."""
+    # An id longer than the column, or with a NUL (which PostgreSQL refuses in any query), is no row.
+    delivery = db.session.get(Delivery, delivery_id) if len(delivery_id) <= 40 and "\x00" not in delivery_id else None
+    if delivery is None:
+        return error(404, "unknown_delivery", f"no delivery {schemas.printable(delivery_id)!r}", "delivery_id")
+    if not delivery.is_final:
+        return error(409, "not_final", f"the delivery is {delivery.status}: only a delivered, failed, dead or "
+                                       f"cancelled one can be sent again", "delivery_id", current_status=delivery.status)
+    try:
+        dispatch.redeliver(delivery_id)
+    except dispatch.CannotRedeliver as exc:
+        return error(409, "cannot_redeliver", f"the delivery cannot be sent again: {exc}", "delivery_id")
+    db.session.expire_all()
+    return jsonify(reconciliation.delivery_dict(db.session.get(Delivery, delivery_id))), 202
+
+
+@bp.route("/openapi.json", methods=["GET"])
+def openapi_document():
+    """The OpenAPI 3.1 document of the events and ledger APIs (notify.openapi); no token needed."""
+    return jsonify(openapi.document())

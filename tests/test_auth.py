@@ -21,6 +21,8 @@ PROTECTED = [
     ("GET", "/deliveries/dlv_x/result"),
     ("POST", "/deliveries/dlv_x/redeliver"),
     ("POST", "/deliveries/dlv_x/curl"),
+    ("GET", "/settings/catalogue/"),
+    ("POST", "/settings/catalogue/order_pay_hook/test"),
     ("GET", "/settings/tokens/"),
     ("POST", "/settings/tokens/"),
     ("POST", "/settings/tokens/1/revoke"),

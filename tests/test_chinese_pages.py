@@ -166,6 +166,9 @@ def pages(app, client, make_channel, receiver_demo, worker) -> dict[str, str]:
         shown[f"{path}: new, with errors"] = zh(client, f"/settings/notifications/{path}/new", data=BAD_FORMS[path])
     shown["recovery"] = zh(client, f"/settings/notifications/channels/{ids['webhooks']}/recover")
     shown["settings file"] = zh(client, "/settings/notifications/file")
+    shown["event catalogue"] = zh(client, "/settings/catalogue/")
+    shown["event catalogue, no channel chosen"] = zh(client, "/settings/catalogue/order_pay_hook/test", data={},
+                                                     expect=302) and zh(client, "/settings/catalogue/")
     shown["settings file, no file"] = zh(client, "/settings/notifications/file/import", data={})
     shown["general"] = zh(client, "/settings/general/")
     shown["general with errors"] = zh(client, "/settings/general/", data={

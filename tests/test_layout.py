@@ -224,6 +224,7 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, smtp_server):
         "wecom edit": f"{base}/wecom/{ids['wecom']}",
         "recovery": f"{base}/channels/{ids['webhook-failing']}/recover",
         "settings file": f"{base}/file",
+        "event catalogue": "/settings/catalogue/",
         "general": "/settings/general/",
         "deliveries": "/deliveries/",
         "deliveries, a search": "/deliveries/?q=AP-NO-SUCH-ORDER",
@@ -317,7 +318,7 @@ def test_a_wrong_method_and_an_expired_form_are_pages_too(app, login):
 def test_the_api_keeps_its_json_errors(client, api_token):
     unknown = client.get("/api/v1/no-such-thing")
     assert unknown.status_code == 404 and unknown.json["error"]["code"] == "not_found"
-    wrong_method = client.get("/api/v1/events", headers={"Authorization": f"Bearer {api_token}"})
+    wrong_method = client.delete("/api/v1/events", headers={"Authorization": f"Bearer {api_token}"})
     assert wrong_method.status_code == 405 and wrong_method.json["error"]["code"] == "method_not_allowed"
 
 
