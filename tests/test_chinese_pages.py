@@ -165,6 +165,7 @@ def pages(app, client, make_channel, receiver_demo, worker) -> dict[str, str]:
         shown[f"{path}: edit"] = zh(client, f"/settings/notifications/{path}/{channel_id}")
         shown[f"{path}: new, with errors"] = zh(client, f"/settings/notifications/{path}/new", data=BAD_FORMS[path])
     shown["recovery"] = zh(client, f"/settings/notifications/channels/{ids['webhooks']}/recover")
+    shown["signature check"] = zh(client, f"/settings/notifications/webhooks/{ids['webhooks']}/signature-check")
     shown["settings file"] = zh(client, "/settings/notifications/file")
     shown["event catalogue"] = zh(client, "/settings/catalogue/")
     shown["event catalogue, no channel chosen"] = zh(client, "/settings/catalogue/order_pay_hook/test", data={},

@@ -219,6 +219,7 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, smtp_server):
         "notifications": base + "/",
         **{f"{path} new": f"{base}/{path}/new" for path in ("webhooks", "email", "dingtalk", "wecom")},
         "webhook edit": f"{base}/webhooks/{ids['webhook']}",
+        "signature check": f"{base}/webhooks/{ids['webhook']}/signature-check",
         "email edit": f"{base}/email/{ids['email']}",
         "dingtalk edit": f"{base}/dingtalk/{ids['dingtalk']}",
         "wecom edit": f"{base}/wecom/{ids['wecom']}",
