@@ -116,11 +116,12 @@ def slow_receivers(n: int) -> list[dict]:
 # -- 3. isolation -----------------------------------------------------------------------------
 def isolation(rate: float, seconds: float) -> list[dict]:
     """Half the events to an endpoint that never answers. Twice: as configured by default, and with
-    a 95 s read timeout, which leaves a drain 5 s before its hard limit, so the run crosses it
-    every 5 s with requests to the hanging endpoint still out (they are handed on)."""
+    a 90 s read timeout, which leaves a drain 5 s before its hard limit (120 s less 20, the 5 s
+    connect and the read timeout), so the run crosses it every 5 s with requests to the hanging
+    endpoint still out (they are handed on)."""
     setups = [(f"{rate:g} events/s for {seconds:g} s, half to an endpoint that never answers", {}),
-              ("same, with a drain's hard limit every 5 s (DRAIN_BUDGET 2 s, read timeout 95 s)",
-               {"DRAIN_BUDGET": "2", "DELIVERY_READ_TIMEOUT": "95"})]
+              ("same, with a drain's hard limit every 5 s (DRAIN_BUDGET 2 s, read timeout 90 s)",
+               {"DRAIN_BUDGET": "2", "DELIVERY_READ_TIMEOUT": "90"})]
     return [_isolation(label, rate, seconds, env) for label, env in setups]
 
 
