@@ -52,6 +52,7 @@ def test_create_webhook_then_it_is_listed_enabled(login, app):
     ({"url": ""}, "url", "Enter the URL that should receive the WebHook."),
     ({"secret": ""}, "secret", "A signature needs a secret: type one or press Generate."),
     ({"secret": "", "auth_mode": "password"}, "secret", "Enter the password to send."),
+    ({"secret": "密码123", "auth_mode": "password"}, "secret", "which carries only Latin-1 characters"),
     ({"hooks": []}, None, "Choose at least one event."),
 ])
 def test_invalid_input_is_explained_next_to_the_field(login, app, overrides, field_id, message):

@@ -120,6 +120,11 @@ def test_validate_requires_a_secret_in_both_modes():
     assert WebhookTransport.validate({"url": "https://e.com", "auth_mode": "bogus"}, "x") == {
         "auth_mode": "Choose password or signature."}
     assert WebhookTransport.validate({"url": "https://e.com", "auth_mode": "signature"}, "s3cret") == {}
+    # A password is sent as a header, which http.client writes as Latin-1: anything else could never
+    # be delivered. A signature's secret is only a key, so it may be any text.
+    assert "secret" in WebhookTransport.validate({"url": "https://e.com", "auth_mode": "password"}, "密码123")
+    assert WebhookTransport.validate({"url": "https://e.com", "auth_mode": "password"}, "pässwörd") == {}
+    assert WebhookTransport.validate({"url": "https://e.com", "auth_mode": "signature"}, "密钥123") == {}
 
 
 @pytest.fixture

@@ -250,6 +250,10 @@ class WebhookTransport(Transport):
             errors["secret"] = str(_l("The secret is longer than 512 characters."))
         elif any(ch in secret for ch in "\r\n"):
             errors["secret"] = str(_l("The secret must not contain line breaks."))
+        elif mode == AUTH_PASSWORD and not _fits_a_header(secret):
+            errors["secret"] = str(_l("The password travels in an HTTP header, which carries only Latin-1 "
+                                      "characters: use letters, digits and punctuation (no Chinese characters "
+                                      "or emoji)."))
         elif standard is True and signing.standard_key(secret) is None:
             errors["secret"] = str(_l(
                 "Standard Webhooks needs a secret of the form whsec_ followed by the standard Base64 of 24 to 64 "
@@ -257,3 +261,12 @@ class WebhookTransport(Transport):
                 "give your receiver the new secret, or first rotate the secret with a window, so that receivers "
                 "knowing only the old one keep working meanwhile."))
         return errors
+
+
+def _fits_a_header(value: str) -> bool:
+    """Whether `value` can travel as an HTTP header value (http.client writes them as Latin-1)."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
