@@ -326,7 +326,8 @@ class LocalReceiver:
     """A scriptable HTTP receiver on loopback, for outcomes the receiver demo does not produce.
 
     `answer(path, headers)` returns `(status, headers, body, delay_seconds)`; every request's path
-    and headers are recorded in `requests` on arrival, before the delay.
+    and headers are recorded in `requests` on arrival, before the delay, and its body and headers
+    in `received`.
     """
 
     def __init__(self, answer):
@@ -334,11 +335,13 @@ class LocalReceiver:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         requests_seen = self.requests = []
+        received = self.received = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 requests_seen.append((self.path, dict(self.headers)))
+                received.append((body, dict(self.headers)))
                 status, headers, body, delay = answer(self.path, self.headers)
                 if delay:
                     time.sleep(delay)
@@ -362,6 +365,15 @@ class LocalReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class SwitchableReceiver(LocalReceiver):
+    """A receiver at `path` answering every POST with `self.status`, which a test may change."""
+
+    def __init__(self, status: int = 200, path: str = "/hooks"):
+        self.status = status
+        super().__init__(lambda _path, _headers: (self.status, {}, b"", 0))
+        self.url += path
 
 
 @pytest.fixture

@@ -1,45 +1,21 @@
 """Reconciliation: GET /api/v1/events with each delivery's state, and redelivery from code.
 A real receiver on loopback and a real worker make the failures and the redelivery."""
 import json
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from extensions import db
 from models import Delivery, DeliveryStatus, Event
-from tests.conftest import run_worker
-
-
-class Receiver:
-    """A WebHook receiver on loopback answering `status` (changeable) and counting requests."""
-
-    def __init__(self):
-        self.status, self.received = 400, []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                receiver.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+from tests.conftest import SwitchableReceiver, run_worker
 
 
 @pytest.fixture
 def receiver():
-    found = Receiver()
+    """A WebHook receiver on loopback answering 400 until a test changes its `status`."""
+    found = SwitchableReceiver(400, path="/hook")
     yield found
-    found.server.shutdown()
-    found.server.server_close()
+    found.close()
 
 
 def auth(token):
@@ -87,7 +63,7 @@ def test_events_list_shows_each_delivery_state_and_failed_ones_can_be_found_and_
     assert again.status_code == 409 and again.json["error"]["code"] == "not_final"
     assert again.json["error"]["current_status"] == "retrying"
     run_worker(app)
-    assert len(receiver.received) == 9 and receiver.received[-1]["id"] == first
+    assert len(receiver.received) == 9 and json.loads(receiver.received[-1][0])["id"] == first
     listed = client.get("/api/v1/events?hook=order_pay_hook", headers=auth(api_token)).json
     state = listed["events"][0]["deliveries"][0]
     assert state["status"] == "delivered" and state["attempts"] == 5 and state["last_status_code"] == 200
