@@ -10,8 +10,7 @@ import pytest
 from extensions import db
 from models import Channel, Delivery, Event
 from notify import hooks, schemas
-from tests.conftest import run_worker
-from tests.test_reconciliation import Receiver
+from tests.conftest import SwitchableReceiver, run_worker
 
 
 @pytest.mark.parametrize("hook_name", hooks.HOOK_NAMES)
@@ -65,8 +64,7 @@ def test_without_an_enabled_channel_the_page_says_how_to_get_one(login):
 
 
 def test_send_this_as_a_test_goes_through_the_real_test_path(app, login, make_webhook):
-    receiver = Receiver()
-    receiver.status = 200
+    receiver = SwitchableReceiver(200, path="/hook")
     try:
         # Not subscribed to the hook: a Test may still go there.
         channel_id = make_webhook(receiver.url, hooks_=["order_pay_hook"])
@@ -74,7 +72,8 @@ def test_send_this_as_a_test_goes_through_the_real_test_path(app, login, make_we
         assert response.status_code == 302 and "/deliveries/dlv_" in response.location
         delivery_id = response.location.rsplit("/", 1)[-1]
         run_worker(app)
-        (body,) = receiver.received
+        ((raw, _headers),) = receiver.received
+        body = json.loads(raw)
         expected = schemas.example("stock_alarm_hook", test=True)
         assert {k: v for k, v in body.items() if k not in ("id", "created_at")} == \
             {k: v for k, v in expected.items() if k not in ("id", "created_at")}
@@ -83,8 +82,7 @@ def test_send_this_as_a_test_goes_through_the_real_test_path(app, login, make_we
             delivery = db.session.get(Delivery, delivery_id)
             assert delivery.status == "delivered" and delivery.max_attempts == 1 and delivery.event.source == "test"
     finally:
-        receiver.server.shutdown()
-        receiver.server.server_close()
+        receiver.close()
 
 
 @pytest.mark.parametrize("channel", ["", "abc", "999999", "1" * 30])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-import pytest
 
 from extensions import db
 from models import Delivery, DeliveryStatus, User
