@@ -29,6 +29,8 @@ class Channel(db.Model):
     previous_secret: Mapped[str | None] = mapped_column(Text)
     previous_secret_until: Mapped[datetime | None]
     hooks: Mapped[list] = mapped_column(JSON, default=list)
+    # Filters and quiet hours, whatever the kind (notify.rules); None: none.
+    rules: Mapped[dict | None] = mapped_column(JSON)
     # Set by a permanent failure (bad credentials, removed robot, 410); cleared by a success.
     needs_attention: Mapped[bool] = mapped_column(default=False)
     # Why, as `Delivery.last_error`: an English copy and the reason as a code (notify.reasons).

@@ -43,6 +43,8 @@ class Event(db.Model):
     # `data.order.order_no`, copied when the event is recorded so the deliveries page finds an
     # order's deliveries through an index rather than by reading every event's JSON.
     order_no: Mapped[str | None] = mapped_column(String(ORDER_NO_LENGTH), index=True)
+    # Which channels' filters left this event out: [{"channel_id", "reason": {"code", "params"}}, …].
+    filtered: Mapped[list | None] = mapped_column(JSON)
 
     deliveries: Mapped[list["Delivery"]] = relationship(back_populates="event")
 
@@ -98,6 +100,9 @@ class Delivery(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     delivered_at: Mapped[datetime | None]
+    # Why it waits to be folded into a digest: "rate" (its robot's limit is under pressure) or
+    # "quiet" (the channel's quiet hours); None: it is sent on its own.
+    fold: Mapped[str | None] = mapped_column(String(8))
 
     event: Mapped[Event] = relationship(back_populates="deliveries")
     channel = relationship("Channel")
@@ -130,6 +135,7 @@ class Attempt(db.Model):
         Index("ix_attempts_channel_id", "channel_id", "id"),
         # One row per attempt number: a late worker's result can never repeat a number.
         Index("uq_attempts_delivery_number", "delivery_id", "number", unique=True),
+        Index("ix_attempts_digest_id", "digest_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
@@ -149,6 +155,8 @@ class Attempt(db.Model):
     # As `Delivery.last_error` and `last_error_code`: an English copy, and the reason as a code.
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[dict | None] = mapped_column(JSON)
+    # The digest message that carried this attempt, shared by every delivery folded into it.
+    digest_id: Mapped[str | None] = mapped_column(String(40))
 
     delivery: Mapped[Delivery] = relationship(back_populates="attempts")
 
