@@ -163,7 +163,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     import models  # noqa: F401  (registers the tables with SQLAlchemy and Alembic)
     from blueprints import register_blueprints
     from cli import register_cli
+    from notify import channels
 
+    channels.init_app(app)
     register_blueprints(app)
     register_cli(app)
     app.register_error_handler(HTTPException, error_page)

@@ -1,19 +1,17 @@
 """Flask-WTF forms for the admin. Field rules that also apply to imports and the API live in the
-domain (the transports' `validate`); the forms show those messages next to the field."""
+domain (the transports' `validate`); the forms show those messages next to the field. Each channel
+kind's own form lives in its folder (`notify/channels/<kind>/form.py`), built on `ChannelForm`."""
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import (BooleanField, PasswordField, RadioField, SelectChoice, SelectField, SelectMultipleField, StringField,
-                     TextAreaField)
+from wtforms import (BooleanField, PasswordField, RadioField, SelectChoice, SelectField, SelectMultipleField,
+                     StringField)
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from notify import hooks
-from notify.transports import DingTalkTransport, EmailTransport, WebhookTransport, WeComTransport
-from notify.transports.dingtalk import KEYWORD_PREFIX, KEYWORD_SUFFIX
-from notify.transports.webhook import AUTH_PASSWORD, AUTH_SIGNATURE
 
 
 class ActionForm(FlaskForm):
@@ -97,157 +95,6 @@ class ChannelForm(FlaskForm):
 
     def error_field(self, name: str):
         return getattr(self, name)
-
-
-class WebhookForm(ChannelForm):
-    transport = WebhookTransport
-    url = StringField(_l("Payload URL"), render_kw={"placeholder": "https://example.com/hooks/apsdai",
-                                                    "inputmode": "url", "autocomplete": "off"})
-    auth_mode = RadioField(_l("Authentication"), default=AUTH_SIGNATURE, choices=[
-        SelectChoice(AUTH_SIGNATURE, _l("Signature: X-Apsdai-Token is an HMAC-SHA256 signature of the timestamp")),
-        SelectChoice(AUTH_PASSWORD, _l("Password: X-Apsdai-Token is the password, sent as-is")),
-    ])
-    secret = StringField(_l("Secret"), render_kw={"autocomplete": "off", "spellcheck": "false"})
-    standard_webhooks = BooleanField(_l("Also sign as Standard Webhooks (webhook-id, webhook-timestamp, "
-                                        "webhook-signature)"))
-
-    def load(self, channel) -> None:
-        super().load(channel)
-        self.url.data = channel.config.get("url")
-        self.auth_mode.data = channel.config.get("auth_mode")
-        self.standard_webhooks.data = bool(channel.config.get("standard_webhooks"))
-
-    def config(self) -> dict:
-        return {"url": (self.url.data or "").strip(), "auth_mode": self.auth_mode.data,
-                "standard_webhooks": bool(self.standard_webhooks.data)}
-
-    def effective_secret(self) -> str | None:
-        """A blank secret on the edit form keeps the one already saved."""
-        typed = (self.secret.data or "").strip()
-        return typed or (self.channel.secret if self.channel else None)
-
-
-class RobotForm(ChannelForm):
-    """DingTalk and WeCom: the robot's webhook URL holds its credential, so once saved it is shown
-    masked and a blank field keeps it; mentions are chosen per group of events."""
-
-    url = StringField(_l("Webhook URL"), render_kw={"inputmode": "url", "autocomplete": "off", "spellcheck": "false"})
-    confirm_host = BooleanField(_l("Use this address anyway"))
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        # Set by `validate` when the URL's host is not the service's own: the page then shows
-        # the warning and the checkbox that confirms the address.
-        self.host_warning = False
-
-    def load(self, channel) -> None:
-        super().load(channel)
-        for group in hooks.GROUP_LABELS:
-            chosen = self.transport.mentions_for(channel.config, group)
-            getattr(self, f"at_all_{group}").data = chosen["all"]
-            getattr(self, f"mobiles_{group}").data = ", ".join(chosen["mobiles"])
-            if hasattr(self, f"user_ids_{group}"):
-                getattr(self, f"user_ids_{group}").data = ", ".join(chosen["user_ids"])
-
-    def saved_url(self) -> str:
-        typed = (self.url.data or "").strip()
-        return typed or (self.channel.config.get("url", "") if self.channel else "")
-
-    def mentions(self) -> dict:
-        """As typed; the transport checks and cleans them."""
-        raw = {}
-        for group in hooks.GROUP_LABELS:
-            user_ids = getattr(self, f"user_ids_{group}", None)
-            raw[group] = {"all": getattr(self, f"at_all_{group}").data,
-                          "mobiles": getattr(self, f"mobiles_{group}").data or "",
-                          "user_ids": (user_ids.data or "") if user_ids else ""}
-        return raw
-
-    def config(self) -> dict:
-        return {"url": self.saved_url(), "mentions": self.mentions()}
-
-    def validate(self, extra_validators=None) -> bool:
-        """The channel's rules (the transport's), then: a newly typed URL on another host than the
-        service's own is saved only once the merchant confirms it (a gateway or a proxy is fine,
-        a mistyped or pasted-from-elsewhere address is not). The saved URL was confirmed already."""
-        ok = super().validate(extra_validators)
-        typed = (self.url.data or "").strip()
-        saved = self.channel.config.get("url", "") if self.channel else ""
-        host = self.transport.unexpected_host(typed) if typed and typed != saved else None
-        if host and not self.url.errors and not self.confirm_host.data:
-            self.host_warning = True
-            self.url.errors.append(str(_l(
-                "%(host)s is not %(service)s's address (%(official)s). If this is a gateway or a proxy you use on "
-                "purpose, tick “Use this address anyway” and save again.", host=host,
-                service=self.transport.label, official=self.transport.official_host)))
-            ok = False
-        return ok
-
-    def error_field(self, name: str):
-        if name.startswith("mentions_") and name.endswith("_user_ids"):
-            return getattr(self, "user_ids_" + name[len("mentions_"):-len("_user_ids")])
-        if name.startswith("mentions_"):
-            return getattr(self, "mobiles_" + name[len("mentions_"):])
-        return super().error_field(name)
-
-
-class DingTalkForm(RobotForm):
-    transport = DingTalkTransport
-    secret = StringField(_l("Signing secret (加签)"), render_kw={"autocomplete": "off", "spellcheck": "false",
-                                                              "placeholder": "SEC…"})
-    keyword = StringField(_l("Keyword"), validators=[Optional(), Length(max=50)])
-    keyword_position = RadioField(_l("Where the keyword goes"), default=KEYWORD_PREFIX, choices=[
-        SelectChoice(KEYWORD_PREFIX, _l("Before the message")), SelectChoice(KEYWORD_SUFFIX, _l("After the message"))])
-    clear_secret = BooleanField(_l("Remove the saved secret (the robot does not use 加签)"))
-
-    def load(self, channel) -> None:
-        super().load(channel)
-        self.keyword.data = channel.config.get("keyword", "")
-        self.keyword_position.data = channel.config.get("keyword_position", KEYWORD_PREFIX)
-
-    def config(self) -> dict:
-        return dict(super().config(), keyword=(self.keyword.data or "").strip(),
-                    keyword_position=self.keyword_position.data)
-
-    def effective_secret(self) -> str | None:
-        if self.clear_secret.data:
-            return None
-        typed = (self.secret.data or "").strip()
-        return typed or (self.channel.secret if self.channel else None) or None
-
-
-class WeComForm(RobotForm):
-    transport = WeComTransport
-
-
-def _mention_fields(form_class, kinds: tuple[str, ...]) -> None:
-    for group, label in hooks.GROUP_LABELS.items():
-        setattr(form_class, f"at_all_{group}", BooleanField(_l("@all")))
-        setattr(form_class, f"mobiles_{group}", StringField(
-            _l("Mobiles to @"), render_kw={"placeholder": "13800000000, 13900000000", "inputmode": "tel"}))
-        if "user_ids" in kinds:
-            setattr(form_class, f"user_ids_{group}", StringField(
-                _l("User ids to @"), render_kw={"placeholder": "zhangsan, lisi"}))
-
-
-_mention_fields(DingTalkForm, DingTalkTransport.mention_kinds)
-_mention_fields(WeComForm, WeComTransport.mention_kinds)
-
-
-class EmailForm(ChannelForm):
-    transport = EmailTransport
-    recipients = TextAreaField(_l("Recipients"), render_kw={"rows": 3, "placeholder": "owner@example.com, ops@example.com",
-                                                           "autocomplete": "off"})
-
-    def load(self, channel) -> None:
-        super().load(channel)
-        self.recipients.data = "\n".join(channel.config.get("recipients") or [])
-
-    def config(self) -> dict:
-        return {"recipients": self.recipients.data or ""}
-
-
-FORMS = {form.transport.kind: form for form in (EmailForm, DingTalkForm, WeComForm, WebhookForm)}
 
 
 class ReportTimeForm(FlaskForm):

@@ -12,7 +12,7 @@ from wtforms import SelectChoice
 from extensions import db
 from forms import GeneralSettingsForm
 from notify import shop_settings, signing
-from notify.transports.email import send_test_email
+from notify.channels.email.transport import send_test_email
 
 bp = Blueprint("general", __name__, url_prefix="/settings/general")
 

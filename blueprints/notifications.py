@@ -1,4 +1,4 @@
-"""Settings › Configuration › Notifications: the four methods, WebHook endpoints, and Test."""
+"""Settings › Configuration › Notifications: the methods (notify.channels.KINDS), WebHook endpoints, and Test."""
 from __future__ import annotations
 
 import json
@@ -9,14 +9,13 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from extensions import db
-from forms import FORMS, ActionForm, ReportTimeForm, RotateForm, SettingsImportForm, TestForm
+from forms import ActionForm, ReportTimeForm, RotateForm, SettingsImportForm, TestForm
 from models import Channel
 from notify import channels as channel_service
 from models.base import local_to_utc, utc_to_local, utcnow
 from notify import hooks, probe, recovery, settings_io, shop_settings, signing
-from notify.transports import METHODS, REGISTRY
-from notify.transports.email import server_description
-from notify.transports.webhook import WebhookTransport
+from notify.channels import BY_PATH, KINDS, kind_for
+from notify.channels.webhook.transport import WebhookTransport
 from shop import report
 
 bp = Blueprint("notifications", __name__, url_prefix="/settings/notifications")
@@ -33,21 +32,17 @@ def mask_secret(secret):
     return signing.mask(secret)
 
 
-# The path segment of each kind's pages: /settings/notifications/<path>/new, …/<path>/<id>.
-PATHS = {"email": "email", "dingtalk": "dingtalk", "wecom": "wecom", "webhook": "webhooks"}
-KINDS = {path: kind for kind, path in PATHS.items()}
-
-
 @bp.app_template_global()
 def channel_url(channel: Channel) -> str:
-    return url_for("notifications.edit_channel", path=PATHS[channel.kind], channel_id=channel.id)
+    return url_for("notifications.edit_channel", path=kind_for(channel.kind).path, channel_id=channel.id)
 
 
 def _kind_or_404(path: str) -> str:
-    kind = KINDS.get(path)
+    """The kind whose pages are under /settings/notifications/<path>/."""
+    kind = BY_PATH.get(path)
     if kind is None:
         abort(404)
-    return kind
+    return kind.name
 
 
 def _channel_or_404(channel_id: int, kind: str | None = None) -> Channel:
@@ -61,20 +56,17 @@ def _channel_or_404(channel_id: int, kind: str | None = None) -> Channel:
 def index():
     channels = db.session.scalars(db.select(Channel).order_by(Channel.kind, Channel.id)).all()
     last = channel_service.last_attempts([c.id for c in channels])
-    methods = []
-    for kind, label in METHODS:
-        of_kind = [c for c in channels if c.kind == kind]
+    methods, extra = [], {}
+    for kind in KINDS.values():
+        of_kind = [c for c in channels if c.kind == kind.name]
         methods.append({
-            "kind": kind, "label": label, "path": PATHS[kind], "channels": of_kind,
+            "kind": kind.name, "kind_info": kind, "label": kind.label, "path": kind.path, "channels": of_kind,
             "enabled": any(c.enabled for c in of_kind),
             "needs_attention": any(c.needs_attention for c in of_kind),
         })
-    # Whether the mail server answered the last time it was used, by any email channel.
-    mail_attempts = [last[c.id] for c in channels if c.kind == "email" and c.id in last]
-    mail_last = max(mail_attempts, key=lambda a: a.started_at, default=None)
+        extra.update(kind.method_context(of_kind, last))
     return render_template("notifications/index.html", methods=methods, last=last, groups=hooks.grouped(),
-                           action_form=ActionForm(), mail_server=server_description(),
-                           mail_last=mail_last, report_form=ReportTimeForm(time=report.report_time()),
+                           action_form=ActionForm(), **extra, report_form=ReportTimeForm(time=report.report_time()),
                            report_last=report.last_run(), timezone=shop_settings.effective().timezone,
                            demo_url=current_app.config["RECEIVER_DEMO_URL"], no_channels=not channels)
 
@@ -108,9 +100,9 @@ def _render_form(form, kind: str, channel: Channel | None):
     if channel is not None:
         extra = {"test_form": TestForm(), "action_form": ActionForm(), "rotate_form": RotateForm(),
                  "last": channel_service.last_attempts([channel.id]).get(channel.id)}
-    return render_template("notifications/channel_form.html", form=form, kind=kind, channel=channel,
-                           label=REGISTRY[kind].label, path=PATHS[kind], groups=hooks.grouped(),
-                           mail_server=server_description(), **extra)
+    info = kind_for(kind)
+    return render_template("notifications/channel_form.html", form=form, kind=kind, kind_info=info, channel=channel,
+                           label=info.label, path=info.path, groups=hooks.grouped(), **info.form_context(), **extra)
 
 
 @bp.route("/webhooks/demo", methods=["POST"])
@@ -133,7 +125,7 @@ def add_demo_webhook():
 @bp.route("/<path>/new", methods=["GET", "POST"])
 def new_channel(path: str):
     kind = _kind_or_404(path)
-    form = FORMS[kind]()
+    form = kind_for(kind).form()
     if request.method == "GET":
         form.hooks.data = list(hooks.HOOK_NAMES)
     if form.validate_on_submit():
@@ -141,7 +133,7 @@ def new_channel(path: str):
         if _save(form, channel):
             db.session.add(channel)
             db.session.commit()
-            flash(_("%(method)s saved. Send a test to check that it arrives.", method=REGISTRY[kind].label), "success")
+            flash(_("%(method)s saved. Send a test to check that it arrives.", method=kind_for(kind).label), "success")
             return redirect(channel_url(channel))
     return _render_form(form, kind, None)
 
@@ -150,13 +142,13 @@ def new_channel(path: str):
 def edit_channel(path: str, channel_id: int):
     kind = _kind_or_404(path)
     channel = _channel_or_404(channel_id, kind)
-    form = FORMS[kind](channel=channel)
+    form = kind_for(kind).form(channel=channel)
     if request.method == "GET":
         form.load(channel)
     if form.validate_on_submit():
         if _save(form, channel):
             db.session.commit()
-            flash(_("%(method)s saved.", method=REGISTRY[kind].label), "success")
+            flash(_("%(method)s saved.", method=kind_for(kind).label), "success")
             return redirect(channel_url(channel))
         db.session.rollback()
     return _render_form(form, kind, channel)
@@ -296,4 +288,4 @@ def import_settings():
             except settings_io.ImportError_ as exc:
                 problems = exc.problems
     return render_template("notifications/settings_file.html", form=form, result=result, problems=problems,
-                           labels={kind: transport.label for kind, transport in REGISTRY.items()})
+                           labels={name: kind.label for name, kind in KINDS.items()})

@@ -80,7 +80,7 @@ class Channel(db.Model):
     @property
     def target(self) -> str:
         """What the merchant recognises the channel by (a URL, recipients), without credentials."""
-        from notify.transports import transport_for
+        from notify.channels import transport_for
 
         return transport_for(self.kind).describe(self.config or {})
 

@@ -37,7 +37,7 @@ class Event(db.Model):
     source: Mapped[str] = mapped_column(String(20), default="api")  # api, cli, test, ledger
     is_test: Mapped[bool] = mapped_column(default=False)
     # A Test sent with "Also @mention as configured": robots mention as for real events. Without
-    # it a Test mentions nobody (notify.transports.robot).
+    # it a Test mentions nobody (notify.channels.robot).
     test_mentions: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # `data.order.order_no`, copied when the event is recorded so the deliveries page finds an

@@ -24,7 +24,7 @@ from models import Channel, Delivery, DeliveryStatus, Event
 from models.deliveries import ORDER_NO_LENGTH
 from models.base import new_id, utcnow
 from notify import hooks, queue, schemas
-from notify.transports import transport_for
+from notify.channels import transport_for
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from sqlalchemy import Text, cast, select
 from extensions import db
 from models import Delivery, Event
 from notify import signing
-from notify.transports import DeliverySettings, transport_for
+from notify.channels import DeliverySettings, transport_for
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
 from notify import metrics, queue, ratelimit, reasons, signing
 from notify.reasons import Reason, reason
-from notify.transports import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, OutgoingRequest,
+from notify.channels import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, OutgoingRequest,
                                Outcome, transport_for)
-from notify.transports.base import Transport
+from notify.channels.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -694,22 +694,18 @@ def collect_carried() -> None:
 def tell_disabled(channel_id: int) -> str:
     """Email the merchant that a channel was disabled, through every enabled email channel but
     that one (the notifications page says it too)."""
-    from notify.channels import last_attempts
-    from notify.transports.email import send_notice
+    from notify.channels import last_attempts, tell_merchant
 
     channel = db.session.get(Channel, channel_id)
     if channel is None:
         return "channel deleted"
-    recipients = sorted({address for other in db.session.scalars(
-        db.select(Channel).where(Channel.kind == "email", Channel.enabled.is_(True), Channel.id != channel_id))
-        for address in other.config.get("recipients") or []})
-    if not recipients:
-        return "no email channel to tell"
     last = last_attempts([channel_id]).get(channel_id)
     # Put into words when the email is written, in the message language.
-    send_notice(recipients, "channel_disabled.txt", channel=channel,
-                last_error=reasons.find(last.error_code, last.error) if last else None)
-    return f"told {len(recipients)} recipients"
+    told = tell_merchant("channel_disabled.txt", exclude=channel_id, channel=channel,
+                         last_error=reasons.find(last.error_code, last.error) if last else None)
+    if not told:
+        return "no email channel to tell"
+    return f"told {told} recipients"
 
 
 @in_app_context

@@ -1,10 +1,11 @@
 """What a person reads: the text of chat and email notifications, in the merchant's language.
 
 `summarize()` turns an event into a `Summary` (a title, a state, labelled facts, the report's
-days) with amounts and times formatted for the merchant's locale and time zone. The layouts live in
-`templates/messages/`: `chat.md` (DingTalk and WeCom markdown), `chat.txt` (WeCom text, for
-mentions by mobile), `email.txt` and `email.html`. Every transport renders through `render()`, so
-a hook reads the same everywhere.
+days) with amounts and times formatted for the merchant's locale and time zone. The layouts live
+with their channel kinds (`notify/channels/robot.md`, the robots' markdown; `wecom/text.txt`;
+`email/email.txt` and `email/email.html`; …), and messages that are no kind's in
+`templates/messages/`. Every transport renders through `render()`, so a hook reads the same
+everywhere.
 
 Messages carry the shop's data, never its markup. Two steps, so no path can skip one: every value
 taken from the data passes through `line()` (one line, bounded, no lone surrogates, mentions and
@@ -350,7 +351,8 @@ def escape_markdown(value) -> str:
 
 
 def render(template: str, summary: Summary, **context) -> str:
-    """Render `templates/messages/<template>` for this summary, escaping every value for the
+    """Render `template` for this summary: a name from the template loader (`channels/<kind>/…`),
+    or a bare file name in `templates/messages/`. Every value is escaped for the
     template's target by its extension: `.md` through `escape_markdown()` (each `{{ … }}`, so
     only the template's own text makes markup), `.html` by Jinja's HTML autoescaping, `.txt` as
     it is (the summary's values are already one line each). Message templates are laid out line
@@ -364,7 +366,8 @@ def render(template: str, summary: Summary, **context) -> str:
         if markdown:
             options["finalize"] = escape_markdown
         env = app.extensions[key] = app.jinja_env.overlay(**options)
-    return env.get_template(f"messages/{template}").render(s=summary, **context).strip()
+    name = template if "/" in template else f"messages/{template}"
+    return env.get_template(name).render(s=summary, **context).strip()
 
 
 def merchant_locale():

@@ -13,7 +13,7 @@ import copy
 from functools import lru_cache
 
 from models import DeliveryStatus, OrderStatus
-from notify import hooks, schemas
+from notify import channels, hooks, schemas
 from notify.reconciliation import DEFAULT_LIMIT, MAX_LIMIT
 
 MAX_LIST = 200  # the ledger's `limit` (blueprints/shop_api.py)
@@ -100,7 +100,7 @@ def _components() -> dict:
         "properties": {
             "id": {"type": "string", "description": "the X-Apsdai-Delivery header, the same on every attempt"},
             "event_id": {"type": "string"}, "hook": {"type": ["string", "null"]},
-            "channel_kind": {"type": "string", "enum": ["email", "dingtalk", "wecom", "webhook"]},
+            "channel_kind": {"type": "string", "enum": list(channels.KINDS)},
             "target": {"type": "string", "description": "where it goes, secrets masked"},
             "status": {"type": "string", "enum": list(DeliveryStatus.ALL)},
             "attempts": {"type": "integer", "minimum": 0}, "max_attempts": {"type": "integer"},

@@ -28,8 +28,8 @@ from models.base import new_id, utcnow
 from notify import hooks, queue, reasons
 from notify.jobs import in_app_context
 from notify.signing import now_ms
-from notify.transports import DeliverySettings
-from notify.transports.webhook import WebhookTransport
+from notify.channels import DeliverySettings
+from notify.channels.webhook.transport import WebhookTransport
 
 log = logging.getLogger(__name__)
 

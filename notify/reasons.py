@@ -164,7 +164,7 @@ def _lazy_msgid(text) -> str:
 
 def _service(params: dict, english: bool) -> str:
     """The name of a channel kind (`{"kind": "dingtalk"}`), as the page names it."""
-    from notify.transports import METHODS
+    from notify.channels import METHODS
 
     for kind, label in METHODS:
         if kind == params.get("kind"):

@@ -18,7 +18,7 @@ from flask import current_app
 from extensions import db
 from models import Channel
 from notify import channels as channel_service
-from notify.transports import REGISTRY, transport_for
+from notify.channels import REGISTRY, transport_for
 
 FORMAT_VERSION = 1
 

@@ -77,7 +77,7 @@ def check_stored_events(env: dict) -> tuple[int, int, int]:
     from extensions import db
     from models import Channel, Delivery, Event
     from notify import dispatch, signing
-    from notify.transports import DeliverySettings, transport_for
+    from notify.channels import DeliverySettings, transport_for
 
     channels = [Channel(id=0, kind="webhook", enabled=True, hooks=[], secret="whsec_fuzz",
                         config={"url": "https://example.com/h", "auth_mode": "signature"}),

@@ -15,7 +15,7 @@ from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
 from notify import channels as channel_service
 from notify import dispatch, hooks, messages
-from notify.transports import DingTalkTransport
+from notify.channels.dingtalk.transport import DingTalkTransport
 
 TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 SEC = "SEC0123456789abcdef0123456789abcdef"

@@ -283,8 +283,8 @@ def test_a_transport_that_crashes_costs_one_attempt_not_the_batch(app, monkeypat
                                                                  worker):
     """A bug in one channel kind's code is recorded as a failed attempt and retried; the other
     deliveries of the same batch go out."""
-    from notify.transports import REGISTRY
-    from notify.transports.webhook import WebhookTransport
+    from notify.channels import REGISTRY
+    from notify.channels.webhook.transport import WebhookTransport
 
     class Broken(WebhookTransport):
         kind = "broken"

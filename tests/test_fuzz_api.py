@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus, Event
 from notify import dispatch, signing
-from notify.transports import REGISTRY, DeliverySettings, transport_for
+from notify.channels import REGISTRY, DeliverySettings, transport_for
 from tests import strategies
 
 FUZZ = settings(max_examples=200, deadline=None, database=None,

@@ -152,7 +152,7 @@ def test_a_name_is_checked_by_what_it_resolves_to(app):
     ("http://[::ffff:a9fe:a9fe]/latest/meta-data", False), ("http://[ff02::1]/", False),
 ])
 def test_urls_with_address_literals_are_checked_at_save(app, url, allowed_with_private):
-    from notify.transports.webhook import url_problem
+    from notify.channels.webhook.transport import url_problem
 
     with app.test_request_context():
         app.config["ALLOW_PRIVATE_TARGETS"] = False
@@ -164,7 +164,7 @@ def test_urls_with_address_literals_are_checked_at_save(app, url, allowed_with_p
 @pytest.mark.parametrize("url", ["http://[2606:4700::1111]/hook", "https://[2002:808:808::1]:8443/",
                                  "http://192.0.0.9/", "http://[::ffff:8.8.8.8]/"])
 def test_public_literals_pass_without_the_setting(app, url):
-    from notify.transports.webhook import url_problem
+    from notify.channels.webhook.transport import url_problem
 
     app.config["ALLOW_PRIVATE_TARGETS"] = False
     with app.test_request_context():

@@ -25,8 +25,8 @@ from extensions import db
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.base import utcnow
 from notify import dispatch, hooks, messages
-from notify.transports import CannotPrepare, DeliverySettings, transport_for
-from notify.transports.webhook import dumps_without_recursion, encode_body
+from notify.channels import CannotPrepare, DeliverySettings, transport_for
+from notify.channels.webhook.transport import dumps_without_recursion, encode_body
 
 WECOM_KEY = "wecomkey0000000000009"
 DINGTALK_TOKEN = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
@@ -263,7 +263,7 @@ def test_a_webhook_body_that_cannot_be_json_is_refused_with_a_reason(app, value,
 def test_email_subjects_read_back_to_the_character(app, subject):
     from flask_mail import Message
 
-    from notify.transports.email import encode_header
+    from notify.channels.email.transport import encode_header
 
     with app.app_context():
         raw = Message(subject=encode_header(subject), recipients=["a@example.com"], body="x",

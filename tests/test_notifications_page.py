@@ -310,7 +310,8 @@ def test_the_host_warning_and_the_checkbox_are_in_chinese(login, app):
     ("+1234567890123456", False), ("+0123456789", False), ("138-0000-0000", False), ("call-me", False),
 ])
 def test_mobiles_are_mainland_11_digits_or_e164(mobile, ok):
-    from notify.transports import DingTalkTransport, WeComTransport
+    from notify.channels.dingtalk.transport import DingTalkTransport
+    from notify.channels.wecom.transport import WeComTransport
 
     for transport in (DingTalkTransport, WeComTransport):
         errors = transport.validate({"url": DINGTALK_URL if transport is DingTalkTransport else WECOM_URL,

@@ -23,7 +23,7 @@ from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus, Event
 from models.base import new_id, utcnow
 from notify import dispatch, hooks, http, jobs
-from notify.transports import SUCCESS, OutgoingRequest, Outcome
+from notify.channels import SUCCESS, OutgoingRequest, Outcome
 
 DEPTH = 970
 
@@ -161,7 +161,7 @@ def test_the_payload_shows_characters_and_survives_what_cannot_be_laid_out(app, 
 
 def test_a_transport_whose_prepare_raises_fails_that_delivery_alone(app, monkeypatch, worker, make_webhook,
                                                                     local_receiver):
-    from notify.transports.webhook import WebhookTransport
+    from notify.channels.webhook.transport import WebhookTransport
 
     seen = []
     receiver = local_receiver(lambda path, headers: (seen.append(headers["X-Apsdai-Delivery"]) or 200, {}, b"", 0))
@@ -510,7 +510,7 @@ def test_a_receiver_that_trickles_bytes_for_ever_is_cut_at_the_deadline(app, cas
 def test_an_outcome_that_cannot_become_a_row_keeps_its_verdict(app, monkeypatch, worker, make_webhook, local_receiver):
     """A transport's outcome with a value no row can hold (a bug): the verdict is written, the
     details are not, and the other deliveries of the batch are recorded in full."""
-    from notify.transports.webhook import WebhookTransport
+    from notify.channels.webhook.transport import WebhookTransport
 
     receiver = local_receiver(lambda path, headers: (200, {}, b"ok", 0))
     make_webhook(receiver.url + "/hook")

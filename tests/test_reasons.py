@@ -11,7 +11,7 @@ from flask_babel import force_locale, gettext
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus, Event
 from notify import dispatch, hooks, http, reasons
-from notify.transports.email import notice, send_test_email
+from notify.channels.email.transport import notice, send_test_email
 from tests.conftest import free_port
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s")

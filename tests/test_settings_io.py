@@ -232,7 +232,7 @@ def test_the_fingerprint_is_keyed_so_the_file_alone_cannot_test_guesses(app, mak
 
 def older_export(*urls_and_descriptions) -> str:
     """An export without secrets as versions before the fingerprint wrote it."""
-    from notify.transports.dingtalk import DingTalkTransport
+    from notify.channels.dingtalk.transport import DingTalkTransport
 
     return json.dumps({"format": "merchant-notify-settings", "version": 1, "channels": [
         {"kind": "dingtalk", "description": description, "enabled": True,

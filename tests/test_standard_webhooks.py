@@ -228,7 +228,7 @@ def test_the_url_safe_secrets_of_older_versions_would_verify_nothing():
 
 def test_the_option_needs_a_standard_secret_and_signature_mode(app):
     from notify import signing
-    from notify.transports.webhook import WebhookTransport
+    from notify.channels.webhook.transport import WebhookTransport
 
     good = signing.generate_secret()
     config = {"url": "https://example.com/hooks", "auth_mode": "signature", "standard_webhooks": True}

@@ -11,8 +11,8 @@ import pytest
 
 from models import Channel
 from notify import reasons, signing
-from notify.transports import PERMANENT, SUCCESS, TRANSIENT, DeliverySettings
-from notify.transports.webhook import WebhookTransport, url_problem
+from notify.channels import PERMANENT, SUCCESS, TRANSIENT, DeliverySettings
+from notify.channels.webhook.transport import WebhookTransport, url_problem
 
 SETTINGS = DeliverySettings(connect_timeout=1, read_timeout=0.5, response_max_bytes=64 * 1024, allow_private=True)
 

@@ -1,29 +1,50 @@
-"""Channel kinds: one transport class each, looked up by `Channel.kind`.
+"""Channel kinds, and the channels themselves.
 
-Adding a channel kind means adding a transport here; the dispatch path and the jobs do not change.
+Each kind lives in its own folder, `notify/channels/<kind>/`: its transport (prepare, send,
+classify: notify/channels/base.py is the contract), its settings form and their rules, its
+templates (settings fields, its card on the notifications page, its messages), its rate limit and
+its texts. Its package declares one `Kind`, and `KINDS` below lists them: the rest of the product
+reaches a kind only through this registry, so adding a kind touches its folder, one line here, a
+migration if it needs a column, and the catalogues. What every robot shares is in `robot.py`
+(transport), `robot_form.py` and the `_*.html` / `robot.md` templates beside them.
+
+The channel service (apply, rotate_secret, delete, send_test, …) is `notify/channels/service.py`,
+re-exported here: `from notify import channels; channels.apply(...)`.
 """
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from pathlib import Path
 
-from notify.transports.base import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, OutgoingRequest,
-                                    Outcome, Transport)
-from notify.transports.dingtalk import DingTalkTransport
-from notify.transports.email import EmailTransport
-from notify.transports.webhook import WebhookTransport
-from notify.transports.wecom import WeComTransport
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
-REGISTRY: dict[str, type[Transport]] = {
-    transport.kind: transport for transport in (EmailTransport, DingTalkTransport, WeComTransport, WebhookTransport)
-}
+from notify.channels import dingtalk, email, webhook, wecom
+from notify.channels.base import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, Kind,
+                                  OutgoingRequest, Outcome, Transport)
 
-# The four methods of the seed's page, in its order.
-METHODS = (
-    ("email", _l("Email")),
-    ("dingtalk", _l("DingTalk")),
-    ("wecom", _l("WeCom")),
-    ("webhook", _l("WebHook")),
-)
+# The methods of the seed's page, in its order. One line per kind.
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (
+    email.KIND,
+    dingtalk.KIND,
+    wecom.KIND,
+    webhook.KIND,
+)}
+
+# Kind → transport class (tests may add a kind of their own here).
+REGISTRY: dict[str, type[Transport]] = {name: kind.transport for name, kind in KINDS.items()}
+# (kind, label) in the page's order.
+METHODS = tuple((name, kind.label) for name, kind in KINDS.items())
+# The URL segment of each kind's pages, and back.
+PATHS = {name: kind.path for name, kind in KINDS.items()}
+BY_PATH = {kind.path: kind for kind in KINDS.values()}
+
+TEMPLATES = Path(__file__).resolve().parent
+
+
+def kind_for(name: str) -> Kind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise LookupError(f"no channel kind {name!r}") from None
 
 
 def transport_for(kind: str) -> type[Transport]:
@@ -33,5 +54,18 @@ def transport_for(kind: str) -> type[Transport]:
         raise LookupError(f"no transport for channel kind {kind!r}") from None
 
 
-__all__ = ["METHODS", "PERMANENT", "REGISTRY", "SUCCESS", "TRANSIENT", "CannotPrepare", "DeliverySettings", "OutgoingRequest",
-           "Outcome", "Transport", "transport_for"]
+def init_app(app) -> None:
+    """Serve the kinds' templates as `channels/<kind>/<name>` (and the robots' shared ones as
+    `channels/<name>`), after the app's own `templates/`."""
+    app.jinja_loader = ChoiceLoader([app.jinja_loader, PrefixLoader({"channels": FileSystemLoader(str(TEMPLATES))})])
+
+
+# Last: the service imports notify.dispatch, which imports `transport_for` from here.
+from notify.channels.email.transport import tell_merchant  # noqa: E402  (the product's own notices go by email)
+from notify.channels.service import (InvalidChannel, apply, choice_label, delete, last_attempts,  # noqa: E402
+                                     rotate_secret, send_test)
+
+__all__ = ["BY_PATH", "KINDS", "METHODS", "PATHS", "PERMANENT", "REGISTRY", "SUCCESS", "TEMPLATES", "TRANSIENT",
+           "CannotPrepare", "DeliverySettings", "InvalidChannel", "Kind", "OutgoingRequest", "Outcome", "Transport",
+           "apply", "choice_label", "delete", "init_app", "kind_for", "last_attempts", "rotate_secret", "send_test",
+           "tell_merchant", "transport_for"]

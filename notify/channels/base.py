@@ -1,4 +1,5 @@
-"""The contract every channel kind implements: build the request, send it, classify the outcome.
+"""The contract every channel kind implements: build the request, send it, classify the outcome;
+and `Kind`, what the rest of the product knows of a kind (notify/channels/__init__.py lists them).
 
 A transport never raises for a failed delivery: `send` returns an `Outcome` whose `kind` says
 whether it worked (`success`), may work later (`transient`, retried with back-off) or cannot work
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from notify import http, signing
 from notify.reasons import Reason
@@ -117,7 +118,7 @@ class Outcome:
 
 
 class Transport:
-    """Base class: one subclass per channel kind, registered in `notify.transports.REGISTRY`."""
+    """Base class: one subclass per channel kind, registered in `notify.channels.REGISTRY`."""
 
     kind: ClassVar[str]
     label: ClassVar[object]
@@ -180,3 +181,42 @@ class Transport:
     def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
         """Field name → message for every problem in this kind's settings; empty when valid."""
         raise NotImplementedError
+
+
+def _no_context(*args) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One channel kind as the product sees it, declared in its folder (`notify/channels/<kind>/`)
+    and listed once in the registry: the admin, the settings file, the jobs and the CLI reach a
+    kind only through this, so adding one touches its folder and the registry's list.
+
+    Templates are named from the folder (`channels/<kind>/…`, served by `notify.channels.init_app`):
+    `fields.html` (its settings fields, required), `method.html` (its card's description on the
+    notifications page, required), and optionally `aside.html` (cards beside its settings, under
+    Test) and `manage.html` (actions at the top of the settings' last card)."""
+
+    transport: type[Transport]
+    # The settings form (a forms.ChannelForm subclass): what the page shows and how it makes `config`.
+    form: type
+    # The URL segment of its pages: /settings/notifications/<path>/new, …/<path>/<id>.
+    path: str
+    # Whether a Test can @mention as configured (robots): the Test form then offers the checkbox.
+    mentions: bool = False
+    # Extra template values for the notifications page's card: f(channels of this kind, last attempt by id).
+    method_context: Callable[[list, dict], dict[str, Any]] = _no_context
+    # Extra template values for its settings page: f().
+    form_context: Callable[[], dict[str, Any]] = _no_context
+
+    @property
+    def name(self) -> str:
+        return self.transport.kind
+
+    @property
+    def label(self):
+        return self.transport.label
+
+    def template(self, name: str) -> str:
+        return f"channels/{self.name}/{name}"

@@ -1,5 +1,5 @@
 """What DingTalk and WeCom group robots have in common: a webhook URL whose query holds the
-credential, JSON messages rendered from `templates/messages/`, @mentions chosen per group of
+credential, JSON messages rendered from their templates (`robot.md` beside this file), @mentions chosen per group of
 events, an answer that is HTTP 200 even for failures (`errcode` decides), and a limit of 20
 messages a minute per robot, kept across all workers by `notify.ratelimit`.
 """
@@ -13,8 +13,8 @@ from flask_babel import lazy_gettext as _l
 
 from notify import hooks, messages, signing
 from notify.reasons import Reason, reason
-from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
-from notify.transports.webhook import url_problem
+from notify.channels.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
+from notify.channels.webhook.transport import url_problem
 
 # A mainland China mobile (11 digits, 13x-19x), or an international one with its country code
 # (E.164: + and 8-15 digits; DingTalk writes them +852-…, so one hyphen after the code is allowed).

@@ -9,7 +9,7 @@ from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
 from notify import dispatch, hooks, reasons, signing
-from notify.transports import transport_for
+from notify.channels import transport_for
 
 
 class InvalidChannel(ValueError):

@@ -8,8 +8,8 @@ from flask_babel import lazy_gettext as _l
 
 from notify import messages, signing
 from notify.reasons import reason
-from notify.transports.base import PERMANENT, TRANSIENT
-from notify.transports.robot import RobotTransport
+from notify.channels.base import PERMANENT, TRANSIENT
+from notify.channels.robot import RobotTransport
 
 MAX_BYTES = 20000
 KEYWORD_PREFIX, KEYWORD_SUFFIX = "prefix", "suffix"
@@ -79,7 +79,7 @@ class DingTalkTransport(RobotTransport):
         summary = self.summary(event)
         mentions = self.mentions(event)
         with messages.merchant_locale():
-            rendered = messages.render("chat.md", summary, flavor="dingtalk")
+            rendered = messages.render("channels/robot.md", summary)
         keyword = (config.get("keyword") or "").strip()
         suffix = config.get("keyword_position") == KEYWORD_SUFFIX
 

@@ -2,7 +2,7 @@
 
 The SMTP connection is built per send from the effective settings (what the merchant saved, or
 the `MAIL_*` variables), not from Flask-Mail's state, which reads the app config once at start.
-Every message has a plain-text and an HTML part from `templates/messages/`. The SMTP session has
+Every message has a plain-text and an HTML part from this folder (`email.txt`, `email.html`). The SMTP session has
 a timeout (smtplib has none by default, and a dead server would hold a sender thread forever).
 A refused recipient, a refused sender and failed authentication are permanent (the merchant must
 change a setting); a server that cannot be reached, or answers 4xx, is tried again later.
@@ -23,9 +23,11 @@ from flask_mail import Message
 from notify import messages, shop_settings
 from notify.reasons import Reason, reason
 from notify.shop_settings import SSL, STARTTLS, MailServer
-from notify.transports.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
+from notify.channels.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest, Outcome, Transport
 
 MAX_RECIPIENTS = 20
+# This folder's templates, as the template loader names them (notify.channels.init_app).
+TEMPLATES = "channels/email/"
 # UTF-8 bytes per encoded word of a header: 52 characters of Base64, a line of at most 73 with
 # `Subject: ` and the word's own markers, so no line needs folding again.
 _WORD_BYTES = 39
@@ -165,7 +167,7 @@ class EmailTransport(Transport):
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
         with messages.merchant_locale():
             summary = messages.summarize(event.hook, event.data, is_test=event.is_test)
-            text, html = messages.render("email.txt", summary), messages.render("email.html", summary)
+            text, html = messages.render(TEMPLATES + "email.txt", summary), messages.render(TEMPLATES + "email.html", summary)
         recipients = list(self.channel.config.get("recipients") or [])
         message = Message(subject=encode_header(summary.subject), recipients=recipients, body=text, html=html,
                           sender=self.server.sender,
@@ -272,11 +274,11 @@ def _connection_problem(exc: BaseException, server: MailServer) -> Reason:
 
 
 def notice(recipients: list[str], template: str, **context) -> Message:
-    """A message about the product itself (not an event): `templates/messages/<template>`, whose
+    """A message about the product itself (not an event): `<template>` in this folder, whose
     first line is the subject, in the merchant's language, from the configured sender."""
     settings = shop_settings.effective()
     with messages.merchant_locale():
-        text = render_template(f"messages/{template}", shop=settings.shop_name, **context).strip()
+        text = render_template(TEMPLATES + template, shop=settings.shop_name, **context).strip()
     subject, _, body = text.partition("\n")
     return Message(subject=encode_header(" ".join(subject.split())), recipients=recipients,
                    body=body.strip() + "\n", sender=settings.mail.sender)
@@ -288,6 +290,21 @@ def send_notice(recipients: list[str], template: str, **context) -> None:
     if current_app.config["MAIL_SUPPRESS_SEND"]:
         return
     _sendmail(shop_settings.effective().mail, message.sender, recipients, message.as_bytes())
+
+
+def tell_merchant(template: str, *, exclude: int | None = None, **context) -> int:
+    """Email the merchant about the product itself (`template`: a notice in this folder), through
+    the recipients of every enabled email channel but `exclude`. Returns how many were told (0:
+    no email channel to tell). Raises when the server refuses."""
+    from extensions import db
+    from models import Channel
+
+    recipients = sorted({address for other in db.session.scalars(
+        db.select(Channel).where(Channel.kind == EmailTransport.kind, Channel.enabled.is_(True), Channel.id != exclude))
+        for address in other.config.get("recipients") or []})
+    if recipients:
+        send_notice(recipients, template, **context)
+    return len(recipients)
 
 
 def send_test_email(to: str) -> Outcome:

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 
 from notify import guard, messages, signing
 from notify.reasons import Reason, reason
-from notify.transports.base import PERMANENT, SUCCESS, CannotPrepare, OutgoingRequest, Outcome, Transport
+from notify.channels.base import PERMANENT, SUCCESS, CannotPrepare, OutgoingRequest, Outcome, Transport
 
 AUTH_SIGNATURE = "signature"
 AUTH_PASSWORD = "password"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 from notify import messages
-from notify.transports.base import PERMANENT, TRANSIENT
-from notify.transports.robot import RobotTransport
+from notify.channels.base import PERMANENT, TRANSIENT
+from notify.channels.robot import RobotTransport
 
 MARKDOWN_MAX_BYTES = 4096
 TEXT_MAX_BYTES = 2048
@@ -39,13 +39,13 @@ class WeComTransport(RobotTransport):
         mentions = self.mentions(event)
         if mentions["all"] or mentions["mobiles"]:
             with messages.merchant_locale():
-                content = messages.render("chat.txt", summary)
+                content = messages.render("channels/wecom/text.txt", summary)
             listed = mentions["user_ids"] + (["@all"] if mentions["all"] else [])
             return {"msgtype": "text", "text": {"content": self.fit(content, TEXT_MAX_BYTES),
                                                 "mentioned_list": listed,
                                                 "mentioned_mobile_list": mentions["mobiles"]}}
         with messages.merchant_locale():
-            content = messages.render("chat.md", summary, flavor="wecom")
+            content = messages.render("channels/wecom/chat.md", summary)
         tail = "".join(f"\n<@{user_id}>" for user_id in mentions["user_ids"])
         return {"msgtype": "markdown",
                 "markdown": {"content": self.fit(content, MARKDOWN_MAX_BYTES - len(tail.encode("utf-8"))) + tail}}
