@@ -80,7 +80,7 @@ TEXTS: dict[str, str | Callable[[dict, bool], str]] = {
                                "password)."),
     "data_not_json": N_("The event's data holds a number that JSON cannot carry (NaN, Infinity, or more digits than "
                         "can be written): a WebHook cannot send it."),
-    # -- DingTalk and WeCom robots ------------------------------------------------------------------
+    # -- group robots (DingTalk, WeCom, Feishu) ---------------------------------------------------
     "robot_status": N_("%(service)s answered HTTP %(status)s."),
     "robot_no_robot": N_("%(service)s answered HTTP %(status)s: there is no robot at this URL. Copy the robot's "
                          "webhook URL again from the group's robot settings."),
@@ -116,6 +116,19 @@ TEXTS: dict[str, str | Callable[[dict, bool], str]] = {
     "wecom_throttled": N_("Sending too fast: WeCom allows 20 messages a minute per robot. Trying again in a "
                           "minute; if it happens often, send fewer events to this robot."),
     "wecom_busy": N_("WeCom is busy; trying again later."),
+    "feishu_code": N_("%(explanation)s (%(service)s code %(errcode)s: %(errmsg)s)"),
+    "feishu_sign": N_("Signature does not match: check the signing secret against the bot's security settings "
+                      "(签名校验), and this server's clock (Feishu refuses a timestamp more than an hour off)."),
+    "feishu_ip": N_("This server's IP address is not in the bot's IP allow-list: add it in the bot's security "
+                    "settings."),
+    "feishu_keyword": N_("None of the bot's custom keywords is in the message: put one of them in 'Keyword' in this "
+                         "channel's settings."),
+    "feishu_token": N_("The bot's webhook token is not valid: the bot was removed from the group or the URL is wrong. "
+                       "The channel was disabled: add the bot again, paste its new webhook URL and enable it."),
+    "feishu_bad_request": N_("Feishu refused this message as malformed or too large. Retrying cannot help this "
+                             "message; the channel's settings are not at fault."),
+    "feishu_throttled": N_("Sending too fast: Feishu allows 100 messages a minute and 5 a second per bot. Trying "
+                           "again in a minute; if it happens often, send fewer events to this bot."),
     # -- email ------------------------------------------------------------------------------------------
     "smtp_recipients": N_("The mail server refused every recipient: %(replies)s. Check the addresses; some servers "
                           "relay only to their own domains."),

@@ -275,6 +275,15 @@ def wecom():
         yield fake
 
 
+@pytest.fixture
+def feishu():
+    """The fake Feishu / Lark bot service (tests/fakes.py) on loopback."""
+    from tests.fakes import FakeFeishu
+
+    with FakeFeishu() as fake:
+        yield fake
+
+
 class SmtpServer:
     """A real SMTP server on loopback (aiosmtpd). Keeps every message it accepts; refuses with 550
     any recipient whose address starts with `refuse`."""

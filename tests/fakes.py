@@ -1,4 +1,5 @@
-"""Local fakes of DingTalk's custom group robot and WeCom's group robot (CHANNELS.md §2 and §3).
+"""Local fakes of DingTalk's custom group robot, WeCom's group robot and Feishu's custom bot
+(CHANNELS.md §2, §3 and §3b).
 
 Each fake is a real threaded HTTP server on 127.0.0.1 (a free port), so the product sends real
 HTTP to it. The fakes reject what the real services reject, with the same error codes, so a test
@@ -411,3 +412,197 @@ class FakeWeCom(_FakeServer):
             for name in ("mentioned_list", "mentioned_mobile_list"):
                 if not _is_list_of_str(message.get(name, [])):
                     raise Reject(40058, "invalid parameter")
+
+
+# ================================================================================================
+# Feishu / Lark (CHANNELS.md §3b)
+# ================================================================================================
+
+FEISHU_PATH = "/open-apis/bot/v2/hook/"
+FEISHU_MSGTYPES = ("text", "post", "interactive", "image", "share_chat")
+FEISHU_MAX_BYTES = 20 * 1024            # the whole request body
+FEISHU_TIMESTAMP_SKEW_S = 3600          # the timestamp (seconds) must be within 1 hour
+FEISHU_PER_MINUTE, FEISHU_PER_SECOND = 100, 5
+FEISHU_CARD_ELEMENTS = ("div", "markdown", "hr")
+FEISHU_HEADER_TEMPLATES = ("blue", "wathet", "turquoise", "green", "yellow", "orange", "red", "carmine",
+                           "violet", "purple", "indigo", "grey", "default")
+
+
+def feishu_sign(secret: str, timestamp: str) -> str:
+    """Base64(HMAC-SHA256(key=f"{timestamp}\\n{secret}", msg=b"")): Feishu's signature, in the body."""
+    digest = hmac.new(f"{timestamp}\n{secret}".encode("utf-8"), b"", hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+@dataclass
+class FeishuBot:
+    """A registered bot: its security settings and what it received."""
+
+    token: str
+    secret: str | None = None
+    keywords: tuple[str, ...] = ()
+    allowed_ips: tuple[str, ...] = ()                     # empty: no IP allow-list
+    legacy: bool = False                                 # answers as older bots: StatusCode / StatusMessage
+    messages: list[dict] = field(default_factory=list)   # accepted messages, parsed
+    limited_count: int = 0                               # how many 11232 answers were given
+    minute: deque = field(default_factory=deque)         # request times in the 60 s window
+    second: deque = field(default_factory=deque)         # request times in the 1 s window
+
+
+class FakeFeishu(_FakeServer):
+    """Feishu's custom bot: `POST /open-apis/bot/v2/hook/TOKEN` (Lark's is the same on another host).
+
+    Always HTTP 200 with `{"code": N, "msg": "...", "data": {}}` (a bot added with `legacy=True`
+    answers `{"StatusCode": N, "StatusMessage": "..."}`, as older bots do). Checks, in order:
+
+    1. token unknown                                  → 19001 "incoming webhook access token invalid"
+    2. IP allow-list (bot has one) without the caller → 19022 "ip not allowed"
+    3. body over 20 KB, not a JSON object             → 9499 "Bad Request"
+    4. signing (bot has a secret): `timestamp` (seconds, a string) within 1 hour and
+       `sign` = feishu_sign(secret, timestamp), both in the body → 19021 "sign match fail or timestamp is not within one hour from current time"
+    5. message shape: a known msg_type; text: `content.text`; post: `content.post.<lang>.content`
+       lines of elements with a tag; interactive: `card.header.title.content` text, a known
+       `card.header.template`, `card.elements` a non-empty list of div / markdown / hr, each
+       markdown with `content`, each div with `text.content` → 9499 "Bad Request"
+    6. keywords (bot has keywords): one must be in the message's text → 19024 "Key Words Not Found"
+    7. over 100 requests in 60 s, or 5 in 1 s → 11232 "frequency limited psm[lark.oapi.app_platform_runtime]appID[…]"
+    8. otherwise 0 "success", and the message is appended to `bot.messages`.
+
+    `system_busy = N` answers the next N with HTTP 200 and code 11232 (the service's only
+    transient code in §3b), before any check.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        super().__init__(clock)
+        self.bots: dict[str, FeishuBot] = {}
+
+    def add_bot(self, token: str, secret: str | None = None, keywords: tuple[str, ...] = (),
+                allowed_ips: tuple[str, ...] = (), legacy: bool = False) -> str:
+        """Register a bot; returns its webhook URL."""
+        with self._lock:
+            self.bots[token] = FeishuBot(token, secret, tuple(keywords), tuple(allowed_ips), legacy)
+        return f"{self.base_url}{FEISHU_PATH}{token}"
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        if not request.path.startswith(FEISHU_PATH):
+            return Response("404 page not found", status=404)(environ, start_response)
+        if request.method != "POST":
+            return Response("method not allowed", status=405)(environ, start_response)
+        raw = request.get_data()
+        token = request.path[len(FEISHU_PATH):]
+        record = RecordedRequest(query=_parse_query(environ.get("QUERY_STRING", "")), headers=dict(request.headers),
+                                 raw=raw, body=_parse_json(raw))
+        with self._lock:
+            bot = self.bots.get(token)
+            if self.system_busy > 0:
+                self.system_busy -= 1
+                record.errcode, record.errmsg = 11232, "frequency limited"
+            else:
+                try:
+                    self._check_bot(bot, request.remote_addr or "", record.body, raw)
+                except Reject as rejected:
+                    record.errcode, record.errmsg = rejected.errcode, rejected.errmsg
+            if record.errcode == 0:
+                record.errmsg = "success"
+            self.requests.append(record)
+        if bot is not None and bot.legacy:
+            answer = {"StatusCode": record.errcode, "StatusMessage": record.errmsg}
+        else:
+            answer = {"code": record.errcode, "msg": record.errmsg, "data": {}}
+        return Response(json.dumps(answer), status=200, mimetype="application/json")(environ, start_response)
+
+    def _check_bot(self, bot: FeishuBot | None, remote: str, body: Any, raw: bytes) -> None:
+        if bot is None:
+            raise Reject(19001, "param invalid: incoming webhook access token invalid")
+        if bot.allowed_ips and remote not in bot.allowed_ips:
+            raise Reject(19022, "ip not allowed")
+        if len(raw) > FEISHU_MAX_BYTES or not isinstance(body, dict):
+            raise Reject(9499, "Bad Request")
+        self._check_signature(bot, body)
+        self._check_shape(body)
+        if bot.keywords and not any(word in _feishu_text(body) for word in bot.keywords):
+            raise Reject(19024, "Key Words Not Found")
+        now = self.clock()
+        over_minute = _over_window(bot.minute, now, 60.0, FEISHU_PER_MINUTE)
+        over_second = _over_window(bot.second, now, 1.0, FEISHU_PER_SECOND)
+        if over_minute or over_second:
+            bot.limited_count += 1
+            raise Reject(11232, "frequency limited psm[lark.oapi.app_platform_runtime]appID[1]")
+        bot.messages.append(body)
+
+    def _check_signature(self, bot: FeishuBot, body: dict) -> None:
+        """§3b signing: `timestamp` in seconds within 1 hour, `sign` over it, both in the body."""
+        if bot.secret is None:
+            return
+        timestamp, given = body.get("timestamp"), body.get("sign")
+        if not (isinstance(timestamp, str) and timestamp.isascii() and timestamp.isdigit() and isinstance(given, str)):
+            raise Reject(19021, "sign match fail or timestamp is not within one hour from current time")
+        if abs(int(timestamp) - self.clock()) > FEISHU_TIMESTAMP_SKEW_S:
+            raise Reject(19021, "sign match fail or timestamp is not within one hour from current time")
+        if not hmac.compare_digest(given, feishu_sign(bot.secret, timestamp)):
+            raise Reject(19021, "sign match fail or timestamp is not within one hour from current time")
+
+    @staticmethod
+    def _check_shape(body: dict) -> None:
+        """§3b message types; an interactive card's header and elements."""
+        msg_type = body.get("msg_type")
+        if msg_type not in FEISHU_MSGTYPES:
+            raise Reject(9499, "Bad Request")
+        if msg_type == "interactive":
+            card = body.get("card")
+            if not isinstance(card, dict):
+                raise Reject(9499, "Bad Request")
+            header = card.get("header", {})
+            title = header.get("title") if isinstance(header, dict) else None
+            if not (isinstance(title, dict) and _non_empty_str(title.get("content"))
+                    and header.get("template", "default") in FEISHU_HEADER_TEMPLATES):
+                raise Reject(9499, "Bad Request")
+            elements = card.get("elements")
+            if not (isinstance(elements, list) and elements and all(_valid_element(e) for e in elements)):
+                raise Reject(9499, "Bad Request")
+            return
+        content = body.get("content")
+        if not isinstance(content, dict):
+            raise Reject(9499, "Bad Request")
+        if msg_type == "text" and not _non_empty_str(content.get("text")):
+            raise Reject(9499, "Bad Request")
+        if msg_type == "post":
+            post = content.get("post")
+            if not (isinstance(post, dict) and post and all(
+                    isinstance(lang, dict) and isinstance(lang.get("content"), list) for lang in post.values())):
+                raise Reject(9499, "Bad Request")
+
+
+def _valid_element(element: Any) -> bool:
+    """A card element the fake knows: markdown with content, div with text.content, hr."""
+    if not isinstance(element, dict) or element.get("tag") not in FEISHU_CARD_ELEMENTS:
+        return False
+    if element["tag"] == "markdown":
+        return _non_empty_str(element.get("content"))
+    if element["tag"] == "div":
+        text = element.get("text")
+        return isinstance(text, dict) and _non_empty_str(text.get("content"))
+    return True
+
+
+def _feishu_text(body: dict) -> str:
+    """The text keywords are looked for in: a text's text, a card's title and element texts,
+    else the whole content (the fake's approximation for the other types)."""
+    if body["msg_type"] == "text":
+        return body["content"]["text"]
+    if body["msg_type"] == "interactive":
+        card = body["card"]
+        parts = [card["header"]["title"]["content"]]
+        for element in card["elements"]:
+            parts.append(element.get("content") or (element.get("text") or {}).get("content") or "")
+        return "\n".join(parts)
+    return json.dumps(body.get("content"), ensure_ascii=False)
+
+
+def _over_window(times: deque, now: float, window: float, limit: int) -> bool:
+    """Record a request at `now`; True when the last `window` seconds now hold more than `limit`."""
+    times.append(now)
+    while times and times[0] <= now - window:
+        times.popleft()
+    return len(times) > limit

@@ -112,6 +112,7 @@ def zh(client, url: str, *, data=None, expect=200) -> str:
 
 DINGTALK_URL = "https://oapi.dingtalk.com/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e5d2c1b0a9f8e"
 WECOM_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7aaa-4bc4-97a0-0ec2sifa5aaa"
+FEISHU_URL = "https://open.feishu.cn/open-apis/bot/v2/hook/b2c7e1f4-93a0-4d6e-8f15-7a2c9d0e3b48"
 BAD_FORMS = {
     "webhooks": {"url": "ftp://example.com/x", "auth_mode": "signature", "secret": "", "hooks": []},
     "dingtalk": {"url": "https://robot.example.com/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e",
@@ -120,6 +121,8 @@ BAD_FORMS = {
     "wecom": {"url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?token=1", "mobiles_order": "12345",
               "user_ids_order": "li si!", "hooks": ["order_pay_hook"]},
     "email": {"recipients": "owner@example, @example.com, owner@", "hooks": ["order_pay_hook"]},
+    "feishu": {"url": "https://bot.example.com/open-apis/bot/v2/hook/b2c7e1f4-93a0", "secret": "秘密!",
+               "keyword": "x" * 51, "user_ids_order": "li si!", "hooks": ["order_pay_hook"]},
 }
 
 
@@ -144,7 +147,9 @@ def pages(app, client, make_channel, receiver_demo, worker) -> dict[str, str]:
            "dingtalk": make_channel("dingtalk", {"url": DINGTALK_URL,
                                                  "mentions": {"order": {"mobiles": "13800000000"}}}),
            "wecom": make_channel("wecom", {"url": WECOM_URL, "mentions": {"order": {"user_ids": "zhangsan"}}}),
-           "webhooks": make_channel("webhook", {"url": demo.url, "auth_mode": "signature"}, demo.secret)}
+           "webhooks": make_channel("webhook", {"url": demo.url, "auth_mode": "signature"}, demo.secret),
+           "feishu": make_channel("feishu", {"url": FEISHU_URL, "keyword": "订单",
+                                             "mentions": {"inventory": {"all": True}}}, "Xy7Kq2Lm9Pn4Rs8T")}
     response = client.post(f"/settings/notifications/channels/{ids['webhooks']}/test", data={"hook": "order_pay_hook"})
     delivery_id = response.location.rsplit("/", 1)[-1]
 
@@ -193,7 +198,8 @@ def test_every_admin_page_in_chinese_has_no_english_sentences(app, client, make_
     # The forms with errors did show them (else the check would miss the error texts).
     for name in ("setup with errors", "login with errors", "tokens with errors", "change password with errors",
                  "webhooks: new, with errors", "dingtalk: new, with errors", "wecom: new, with errors",
-                 "email: new, with errors", "general with errors", "settings file, no file"):
+                 "email: new, with errors", "feishu: new, with errors", "general with errors",
+                 "settings file, no file"):
         assert 'class="error' in shown[name], name
     found = {name: runs for name, html in shown.items() if (runs := english_runs(html))}
     report = "\n".join(f"  {name}: {' | '.join(dict.fromkeys(runs))}" for name, runs in found.items())

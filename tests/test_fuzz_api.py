@@ -82,6 +82,7 @@ def test_every_accepted_event_renders_for_every_kind_and_is_delivered(app, clien
                for kind, config in {"webhook": {"url": "https://example.com/h", "auth_mode": "signature"},
                                     "dingtalk": {"url": "https://oapi.dingtalk.com/robot/send?access_token=t"},
                                     "wecom": {"url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k"},
+                                    "feishu": {"url": "https://open.feishu.cn/open-apis/bot/v2/hook/t"},
                                     "email": {"recipients": ["owner@example.com"]}}.items()}
     assert set(unsaved) == set(REGISTRY)
 

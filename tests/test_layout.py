@@ -169,8 +169,8 @@ LONG = {
 
 
 @pytest.fixture
-def filled_shop(app, live, local_receiver, dingtalk, wecom, smtp_server):
-    """Channels of the four kinds with long targets, real deliveries to real servers on loopback
+def filled_shop(app, live, local_receiver, dingtalk, wecom, feishu, smtp_server):
+    """Channels of the five kinds with long targets, real deliveries to real servers on loopback
     (so "Last delivery" is filled, some delivered and some failed), a delivery with several attempts,
     and API tokens. Returns the paths of every page, by name."""
     from extensions import db
@@ -198,7 +198,10 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, smtp_server):
         ding = make("dingtalk", {"url": dingtalk.add_robot("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
                                  "keyword": "订单"})
         wecom_channel = make("wecom", {"url": wecom.add_robot("693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa-long-key")})
-        channels = [webhook, failing, email, ding, wecom_channel]
+        feishu_channel = make("feishu", {"url": feishu.add_bot("b2c7e1f4-93a0-4d6e-8f15-7a2c9d0e3b48-long-token"),
+                                         "keyword": "订单", "mentions": {"inventory": {"all": True}}},
+                              secret="Xy7Kq2Lm9Pn4Rs8TfeishuLayout")
+        channels = [webhook, failing, email, ding, wecom_channel, feishu_channel]
         test_ids = [channel_service.send_test(c, name) for c in channels for name in hooks.HOOK_NAMES[:6]]
         retried = dispatch.emit("order_pay_hook", hooks.get("order_pay_hook").sample, source="api",
                                 channels=[failing]).delivery_ids[0]
@@ -217,12 +220,13 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, smtp_server):
     return {
         "dashboard": "/dashboard",
         "notifications": base + "/",
-        **{f"{path} new": f"{base}/{path}/new" for path in ("webhooks", "email", "dingtalk", "wecom")},
+        **{f"{path} new": f"{base}/{path}/new" for path in ("webhooks", "email", "dingtalk", "wecom", "feishu")},
         "webhook edit": f"{base}/webhooks/{ids['webhook']}",
         "signature check": f"{base}/webhooks/{ids['webhook']}/signature-check",
         "email edit": f"{base}/email/{ids['email']}",
         "dingtalk edit": f"{base}/dingtalk/{ids['dingtalk']}",
         "wecom edit": f"{base}/wecom/{ids['wecom']}",
+        "feishu edit": f"{base}/feishu/{ids['feishu']}",
         "recovery": f"{base}/channels/{ids['webhook-failing']}/recover",
         "settings file": f"{base}/file",
         "event catalogue": "/settings/catalogue/",

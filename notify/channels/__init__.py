@@ -17,16 +17,17 @@ from pathlib import Path
 
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
-from notify.channels import dingtalk, email, webhook, wecom
+from notify.channels import dingtalk, email, feishu, webhook, wecom
 from notify.channels.base import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, Kind,
                                   OutgoingRequest, Outcome, Transport)
 
-# The methods of the seed's page, in its order. One line per kind.
+# The methods of the seed's page, in its order, then Feishu. One line per kind.
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     email.KIND,
     dingtalk.KIND,
     wecom.KIND,
     webhook.KIND,
+    feishu.KIND,
 )}
 
 # Kind → transport class (tests may add a kind of their own here).

@@ -42,13 +42,21 @@ class RobotTransport(Transport):
     credential_param: str
     # Example URL shown in errors and placeholders.
     example_url: str
-    # The service's own host: another one is asked about (`unexpected_host`).
+    # The service's own host: another one is asked about (`unexpected_host`). A service with
+    # several (Feishu and Lark) lists them all in `official_hosts`.
     official_host: str
+    official_hosts: tuple[str, ...] = ()
     rate_limit = (20, 60.0)
     # Which mention kinds this service supports: "all", "mobiles", "user_ids".
     mention_kinds: tuple[str, ...] = ("all", "mobiles")
     # errcode → (kind, the reason's code in notify.reasons, seconds to wait before retrying)
     errors: dict[int, tuple[str, str, float | None]] = {}
+    # Codes that mean the robot is gone for good (the channel is disabled), and permanent codes
+    # that refuse one message only (not the channel's fault: it does not need attention).
+    gone_codes: frozenset[int] = frozenset()
+    message_codes: frozenset[int] = frozenset()
+    # The reason that wraps an explanation with the service's code and message (notify.reasons).
+    answer_reason = "robot_errcode"
 
     # -- settings ----------------------------------------------------------------------------
     @classmethod
@@ -90,6 +98,12 @@ class RobotTransport(Transport):
         return self.mentions_for(self.channel.config, hooks.get(event.hook).group)
 
     @classmethod
+    def no_credential(cls) -> str:
+        """What the URL field says when the URL holds no credential."""
+        return str(_l("The URL has no %(param)s: copy the whole webhook URL from the robot's settings, "
+                      "e.g. %(example)s", param=cls.credential_param, example=cls.example_url))
+
+    @classmethod
     def validate(cls, config: dict, secret: str | None) -> dict[str, str]:
         errors = {}
         url = (config.get("url") or "").strip()
@@ -98,8 +112,7 @@ class RobotTransport(Transport):
         if problem:
             errors["url"] = problem
         elif not token:
-            errors["url"] = str(_l("The URL has no %(param)s: copy the whole webhook URL from the robot's settings, "
-                                   "e.g. %(example)s", param=cls.credential_param, example=cls.example_url))
+            errors["url"] = cls.no_credential()
         elif not re.fullmatch(r"[A-Za-z0-9_-]{8,128}", token):
             errors["url"] = str(_l("The %(param)s in the URL does not look right: copy the whole webhook URL again.",
                                    param=cls.credential_param))
@@ -115,7 +128,9 @@ class RobotTransport(Transport):
             # Mobiles' problems under `mentions_<group>`, user ids' under `mentions_<group>_user_ids`,
             # so the form shows each next to its own field and neither hides the other.
             bad = [m for m in mobiles if not MOBILE.match(m)]
-            if bad:
+            if mobiles and "mobiles" not in cls.mention_kinds:
+                errors[f"mentions_{group}"] = str(_l("This service mentions people by user id only."))
+            elif bad:
                 errors[f"mentions_{group}"] = str(_l(
                     "Not a mobile number: %(values)s. Use 11 digits for a mainland China mobile (13800000000), "
                     "or + and the country code (+85261234567).", values=", ".join(bad)))
@@ -131,12 +146,17 @@ class RobotTransport(Transport):
         return errors
 
     @classmethod
+    def hosts(cls) -> tuple[str, ...]:
+        """The service's own hosts."""
+        return cls.official_hosts or (cls.official_host,)
+
+    @classmethod
     def unexpected_host(cls, url: str) -> str | None:
-        """The URL's host when it is not the service's own (`official_host`), else None. Not an
+        """The URL's host when it is not one of the service's own (`hosts()`), else None. Not an
         error: gateways and proxies exist, and the tests' fake services listen on loopback; the
-        admin asks the merchant to confirm such an address (forms.RobotForm)."""
-        host = (urlsplit((url or "").strip()).hostname or "").rstrip(".")
-        return host if host and host != cls.official_host else None
+        admin asks the merchant to confirm such an address (robot_form.RobotForm)."""
+        host = (urlsplit((url or "").strip()).hostname or "").rstrip(".").lower()
+        return host if host and host not in cls.hosts() else None
 
     @classmethod
     def normalize(cls, config: dict) -> dict:
@@ -145,7 +165,8 @@ class RobotTransport(Transport):
         cleaned = {}
         for group in hooks.GROUP_LABELS:
             chosen = raw.get(group) or {}
-            item = {"all": bool(chosen.get("all")), "mobiles": _split(chosen.get("mobiles")),
+            item = {"all": bool(chosen.get("all")),
+                    "mobiles": _split(chosen.get("mobiles")) if "mobiles" in cls.mention_kinds else [],
                     "user_ids": _split(chosen.get("user_ids")) if "user_ids" in cls.mention_kinds else []}
             if item["all"] or item["mobiles"] or item["user_ids"]:
                 cleaned[group] = item
@@ -159,15 +180,20 @@ class RobotTransport(Transport):
         with messages.merchant_locale():
             return messages.summarize(event.hook, event.data, is_test=event.is_test)
 
-    def build(self, event) -> dict:
-        """The JSON message for this event."""
+    def build(self, event, timestamp_ms: int) -> dict:
+        """The JSON message for this event (signed at `timestamp_ms` when the service signs bodies)."""
         raise NotImplementedError
+
+    def answer(self, answer) -> tuple[int, str]:
+        """(code, message) from the service's JSON answer; raises KeyError, TypeError or ValueError
+        when it is not the service's usual shape."""
+        return int(answer["errcode"]), str(answer.get("errmsg", ""))
 
     def request_url(self, timestamp_ms: int) -> str:
         return self.channel.config.get("url", "")
 
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
-        body = encode(self.build(event))
+        body = encode(self.build(event, timestamp_ms))
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "merchant-notify"}
         url = self.request_url(timestamp_ms)
         return OutgoingRequest("POST", url, headers, body, dict(headers), masked_url=self.mask_url(url))
@@ -185,8 +211,7 @@ class RobotTransport(Transport):
                 outcome.error = reason("robot_status", service=service, status=result.status)
             return outcome
         try:
-            answer = json.loads(result.body)
-            code, message = int(answer["errcode"]), str(answer.get("errmsg", ""))
+            code, message = self.answer(json.loads(result.body))
         except (ValueError, TypeError, KeyError):
             outcome.error = reason("robot_not_json", service=service)
             return outcome
@@ -194,8 +219,10 @@ class RobotTransport(Transport):
             outcome.kind = SUCCESS
             return outcome
         outcome.kind, explanation, outcome.retry_after = self.classify(code, message)
+        outcome.gone = code in self.gone_codes
+        outcome.needs_attention = code not in self.message_codes
         # errmsg is the service's own words: a parameter, shown as it came.
-        outcome.error = reason("robot_errcode", explanation=explanation, service=service, errcode=code,
+        outcome.error = reason(self.answer_reason, explanation=explanation, service=service, errcode=code,
                                errmsg=message)
         return outcome
 

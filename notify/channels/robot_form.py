@@ -27,7 +27,8 @@ class RobotForm(ChannelForm):
         for group in hooks.GROUP_LABELS:
             chosen = self.transport.mentions_for(channel.config, group)
             getattr(self, f"at_all_{group}").data = chosen["all"]
-            getattr(self, f"mobiles_{group}").data = ", ".join(chosen["mobiles"])
+            if hasattr(self, f"mobiles_{group}"):
+                getattr(self, f"mobiles_{group}").data = ", ".join(chosen["mobiles"])
             if hasattr(self, f"user_ids_{group}"):
                 getattr(self, f"user_ids_{group}").data = ", ".join(chosen["user_ids"])
 
@@ -39,9 +40,9 @@ class RobotForm(ChannelForm):
         """As typed; the transport checks and cleans them."""
         raw = {}
         for group in hooks.GROUP_LABELS:
-            user_ids = getattr(self, f"user_ids_{group}", None)
+            user_ids, mobiles = getattr(self, f"user_ids_{group}", None), getattr(self, f"mobiles_{group}", None)
             raw[group] = {"all": getattr(self, f"at_all_{group}").data,
-                          "mobiles": getattr(self, f"mobiles_{group}").data or "",
+                          "mobiles": (mobiles.data or "") if mobiles else "",
                           "user_ids": (user_ids.data or "") if user_ids else ""}
         return raw
 
@@ -61,7 +62,7 @@ class RobotForm(ChannelForm):
             self.url.errors.append(str(_l(
                 "%(host)s is not %(service)s's address (%(official)s). If this is a gateway or a proxy you use on "
                 "purpose, tick “Use this address anyway” and save again.", host=host,
-                service=self.transport.label, official=self.transport.official_host)))
+                service=self.transport.label, official=", ".join(self.transport.hosts()))))
             ok = False
         return ok
 
@@ -69,15 +70,19 @@ class RobotForm(ChannelForm):
         if name.startswith("mentions_") and name.endswith("_user_ids"):
             return getattr(self, "user_ids_" + name[len("mentions_"):-len("_user_ids")])
         if name.startswith("mentions_"):
-            return getattr(self, "mobiles_" + name[len("mentions_"):])
+            group = name[len("mentions_"):]
+            # A service without mobiles shows a group's problem beside its user ids.
+            return getattr(self, "mobiles_" + group, None) or getattr(self, "user_ids_" + group)
         return super().error_field(name)
 
 
-def mention_fields(form_class, kinds: tuple[str, ...]) -> None:
+def mention_fields(form_class, kinds: tuple[str, ...], user_id_example: str = "zhangsan, lisi") -> None:
+    """The mention fields of each group of events, for the mention kinds the service supports."""
     for group, label in hooks.GROUP_LABELS.items():
         setattr(form_class, f"at_all_{group}", BooleanField(_l("@all")))
-        setattr(form_class, f"mobiles_{group}", StringField(
-            _l("Mobiles to @"), render_kw={"placeholder": "13800000000, 13900000000", "inputmode": "tel"}))
+        if "mobiles" in kinds:
+            setattr(form_class, f"mobiles_{group}", StringField(
+                _l("Mobiles to @"), render_kw={"placeholder": "13800000000, 13900000000", "inputmode": "tel"}))
         if "user_ids" in kinds:
             setattr(form_class, f"user_ids_{group}", StringField(
-                _l("User ids to @"), render_kw={"placeholder": "zhangsan, lisi"}))
+                _l("User ids to @"), render_kw={"placeholder": user_id_example}))
