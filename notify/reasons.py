@@ -69,18 +69,7 @@ TEXTS: dict[str, str | Callable[[dict, bool], str]] = {
     "host_is_ip": N_("%(host)s is %(ip)s"),
     "address_kind": N_("%(name)s (%(rfc)s)"),
     "address_carrying": N_("%(outer)s carrying %(ip)s: %(name)s (%(rfc)s)"),
-    # -- WebHooks ---------------------------------------------------------------------------------
-    "webhook_gone": N_("The receiver answered 410 Gone: the endpoint no longer exists. The WebHook was disabled."),
-    "webhook_refused": N_("The receiver answered %(status)s: it refuses this delivery, which is not retried."),
-    "webhook_redirect": N_("The receiver answered with a redirect (HTTP %(status)s to %(location)s). Redirects are "
-                           "not followed: configure the final URL."),
-    "webhook_status": N_("The receiver answered HTTP %(status)s."),
-    "webhook_unauthorized": N_("The receiver answered HTTP %(status)s: it did not accept the request's token. Check "
-                               "that the receiver has this WebHook's secret and the same mode (signature or "
-                               "password)."),
-    "data_not_json": N_("The event's data holds a number that JSON cannot carry (NaN, Infinity, or more digits than "
-                        "can be written): a WebHook cannot send it."),
-    # -- group robots (DingTalk, WeCom, Feishu) ---------------------------------------------------
+    # -- group robots (notify.channels.robot; each kind's own codes are in its folder) --------------
     "robot_status": N_("%(service)s answered HTTP %(status)s."),
     "robot_no_robot": N_("%(service)s answered HTTP %(status)s: there is no robot at this URL. Copy the robot's "
                          "webhook URL again from the group's robot settings."),
@@ -89,68 +78,6 @@ TEXTS: dict[str, str | Callable[[dict, bool], str]] = {
     "robot_errcode": N_("%(explanation)s (%(service)s errcode %(errcode)s: %(errmsg)s)"),
     "robot_refused": N_("%(service)s refused the message; tried again later. If it keeps happening, look up the "
                         "errcode in the service's documentation."),
-    "dingtalk_token": N_("The robot's access_token does not exist: the robot was removed or the URL is wrong. Copy "
-                         "its webhook URL again from the group's robot settings."),
-    "dingtalk_throttled": N_("Sending too fast: DingTalk throttles this robot for 10 minutes. Trying again after "
-                             "that; if it happens often, send fewer events to this robot."),
-    "dingtalk_too_long": N_("The message is too long for DingTalk, which refuses it. Retrying cannot help; choose "
-                            "fewer events or a shorter keyword for this robot."),
-    "dingtalk_busy": N_("DingTalk is busy; trying again later."),
-    "dingtalk_sign": N_("Signature does not match: check the secret (加签, SEC…) against the robot's security "
-                        "settings, and this server's clock."),
-    "dingtalk_keyword": N_("The robot's security keyword is not in the message: put the keyword in 'Keyword' in "
-                           "this robot's settings."),
-    "dingtalk_timestamp": N_("DingTalk rejected the timestamp: this server's clock is off by more than an hour. "
-                             "Set it right (NTP)."),
-    "dingtalk_ip": N_("This server's IP address is not in the robot's IP allow-list: add it in the robot's "
-                      "security settings."),
-    "dingtalk_security": N_("DingTalk's security check failed: compare the robot's security settings (keyword, "
-                            "加签, IP list) with this channel's."),
-    "wecom_key": N_("The robot's webhook key is not valid: the robot was removed or the URL is wrong. Copy its "
-                    "webhook URL again from the group's robot settings."),
-    "wecom_msgtype": N_("WeCom does not accept this message type: check that the URL is a group robot's webhook."),
-    "wecom_param": N_("WeCom rejected a parameter of the message (too long, or a bad mention): check the mobiles and "
-                      "user ids to mention in this robot's settings."),
-    "wecom_empty": N_("WeCom found the message empty or malformed. Retrying cannot help this message; if it "
-                      "happens for every event, report it."),
-    "wecom_throttled": N_("Sending too fast: WeCom allows 20 messages a minute per robot. Trying again in a "
-                          "minute; if it happens often, send fewer events to this robot."),
-    "wecom_busy": N_("WeCom is busy; trying again later."),
-    "feishu_code": N_("%(explanation)s (%(service)s code %(errcode)s: %(errmsg)s)"),
-    "feishu_sign": N_("Signature does not match: check the signing secret against the bot's security settings "
-                      "(签名校验), and this server's clock (Feishu refuses a timestamp more than an hour off)."),
-    "feishu_ip": N_("This server's IP address is not in the bot's IP allow-list: add it in the bot's security "
-                    "settings."),
-    "feishu_keyword": N_("None of the bot's custom keywords is in the message: put one of them in 'Keyword' in this "
-                         "channel's settings."),
-    "feishu_token": N_("The bot's webhook token is not valid: the bot was removed from the group or the URL is wrong. "
-                       "The channel was disabled: add the bot again, paste its new webhook URL and enable it."),
-    "feishu_bad_request": N_("Feishu refused this message as malformed or too large. Retrying cannot help this "
-                             "message; the channel's settings are not at fault."),
-    "feishu_throttled": N_("Sending too fast: Feishu allows 100 messages a minute and 5 a second per bot. Trying "
-                           "again in a minute; if it happens often, send fewer events to this bot."),
-    # -- email ------------------------------------------------------------------------------------------
-    "smtp_recipients": N_("The mail server refused every recipient: %(replies)s. Check the addresses; some servers "
-                          "relay only to their own domains."),
-    "smtp_login": N_("The mail server refused the login (%(reply)s): check the user and the authorisation code (QQ "
-                     "Mail and 163 Mail need an authorisation code, not the login password)."),
-    "smtp_sender": N_("The mail server refused the sender %(sender)s: check the sender address; many servers accept "
-                      "only the address of the user who logs in (%(reply)s)"),
-    "smtp_answer": N_("The mail server answered %(reply)s"),
-    "smtp_unsupported": N_("The mail server %(server)s does not offer what these settings need (%(error)s): check "
-                           "the security setting (port 465 is usually SSL, 587 STARTTLS)."),
-    "smtp_refused": N_("Connection refused by %(server)s: this server cannot reach the mail server. Check the host, "
-                       "the port and the firewall."),
-    "smtp_timeout": N_("The mail server %(server)s did not answer within %(seconds)s s: this server cannot reach it. "
-                       "Check the host, the port, and that no firewall or proxy blocks outgoing mail (many "
-                       "clouds block port 25)."),
-    "smtp_dns": N_("DNS lookup failed for the mail server %(server)s: this server cannot reach it. Check the host "
-                   "name, and that this server has internet access and a working DNS resolver."),
-    "smtp_tls": N_("TLS error talking to the mail server %(server)s: %(error)s. Check the security setting (port "
-                   "465 is usually SSL, 587 STARTTLS)."),
-    "smtp_closed": N_("The mail server %(server)s closed the connection. Check the port and the security setting, "
-                      "and that the server accepts mail from this server's address."),
-    "smtp_failed": N_("Could not talk to the mail server %(server)s: %(error)s"),
     # -- the drain (notify.jobs) ---------------------------------------------------------------------
     "rate_limit_unchecked": N_("The robot's rate limit could not be checked (Redis: %(error)s). Nothing was sent; "
                                "it is tried again later."),

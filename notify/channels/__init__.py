@@ -17,6 +17,7 @@ from pathlib import Path
 
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
+from notify import reasons
 from notify.channels import dingtalk, email, feishu, webhook, wecom
 from notify.channels.base import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, Kind,
                                   OutgoingRequest, Outcome, Transport)
@@ -39,6 +40,12 @@ PATHS = {name: kind.path for name, kind in KINDS.items()}
 BY_PATH = {kind.path: kind for kind in KINDS.values()}
 
 TEMPLATES = Path(__file__).resolve().parent
+
+# Each kind's reason codes join the one table that puts reasons into words.
+for _kind in KINDS.values():
+    assert not set(_kind.reasons) & set(reasons.TEXTS), f"{_kind.name}: reason codes defined twice"
+    reasons.TEXTS.update(_kind.reasons)
+del _kind
 
 
 def kind_for(name: str) -> Kind:

@@ -209,6 +209,8 @@ class Kind:
     method_context: Callable[[list, dict], dict[str, Any]] = _no_context
     # Extra template values for its settings page: f().
     form_context: Callable[[], dict[str, Any]] = _no_context
+    # Its reason codes → English msgids (notify.reasons), joined to `notify.reasons.TEXTS`.
+    reasons: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from notify.channels.base import Kind
+from notify.channels.email.reasons import TEXTS
 from notify.channels.email.form import EmailForm
 from notify.channels.email.transport import EmailTransport, server_description
 
@@ -18,4 +19,4 @@ def _form_context() -> dict:
 
 
 KIND = Kind(transport=EmailTransport, form=EmailForm, path="email", method_context=_method_context,
-            form_context=_form_context)
+            form_context=_form_context, reasons=TEXTS)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from notify.channels.base import Kind
+from notify.channels.feishu.reasons import TEXTS
 from notify.channels.feishu.form import FeishuForm
 from notify.channels.feishu.transport import FeishuTransport
 
-KIND = Kind(transport=FeishuTransport, form=FeishuForm, path="feishu", mentions=True)
+KIND = Kind(transport=FeishuTransport, form=FeishuForm, path="feishu", mentions=True, reasons=TEXTS)

@@ -4,7 +4,8 @@ blueprint; its templates add the signature check and the rotation to the setting
 from __future__ import annotations
 
 from notify.channels.base import Kind
+from notify.channels.webhook.reasons import TEXTS
 from notify.channels.webhook.form import WebhookForm
 from notify.channels.webhook.transport import WebhookTransport
 
-KIND = Kind(transport=WebhookTransport, form=WebhookForm, path="webhooks")
+KIND = Kind(transport=WebhookTransport, form=WebhookForm, path="webhooks", reasons=TEXTS)
