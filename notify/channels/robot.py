@@ -1,7 +1,8 @@
-"""What DingTalk and WeCom group robots have in common: a webhook URL whose query holds the
-credential, JSON messages rendered from their templates (`robot.md` beside this file), @mentions chosen per group of
-events, an answer that is HTTP 200 even for failures (`errcode` decides), and a limit of 20
-messages a minute per robot, kept across all workers by `notify.ratelimit`.
+"""What group robots (DingTalk, WeCom, Feishu) have in common: a webhook URL that holds the
+credential (in its query, or Feishu's in its path), JSON messages rendered from templates
+(`robot.md` beside this file, or the kind's own), @mentions chosen per group of events, an answer
+that is HTTP 200 even for failures (a code in the JSON decides), and a limit per robot (20 messages
+a minute unless the kind says otherwise), kept across all workers by `notify.ratelimit`.
 """
 from __future__ import annotations
 
@@ -180,9 +181,13 @@ class RobotTransport(Transport):
         with messages.merchant_locale():
             return messages.summarize(event.hook, event.data, is_test=event.is_test)
 
-    def build(self, event, timestamp_ms: int) -> dict:
-        """The JSON message for this event (signed at `timestamp_ms` when the service signs bodies)."""
+    def build(self, event) -> dict:
+        """The JSON message for this event."""
         raise NotImplementedError
+
+    def signed_fields(self, timestamp_ms: int) -> dict:
+        """Fields that sign the body, placed before the message (Feishu's); none by default."""
+        return {}
 
     def answer(self, answer) -> tuple[int, str]:
         """(code, message) from the service's JSON answer; raises KeyError, TypeError or ValueError
@@ -193,7 +198,7 @@ class RobotTransport(Transport):
         return self.channel.config.get("url", "")
 
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
-        body = encode(self.build(event, timestamp_ms))
+        body = encode({**self.signed_fields(timestamp_ms), **self.build(event)})
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "merchant-notify"}
         url = self.request_url(timestamp_ms)
         return OutgoingRequest("POST", url, headers, body, dict(headers), masked_url=self.mask_url(url))

@@ -10,7 +10,7 @@ from notify import hooks
 
 
 class RobotForm(ChannelForm):
-    """DingTalk and WeCom: the robot's webhook URL holds its credential, so once saved it is shown
+    """DingTalk, WeCom, Feishu: the robot's webhook URL holds its credential, so once saved it is shown
     masked and a blank field keeps it; mentions are chosen per group of events."""
 
     url = StringField(_l("Webhook URL"), render_kw={"inputmode": "url", "autocomplete": "off", "spellcheck": "false"})

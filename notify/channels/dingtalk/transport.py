@@ -74,7 +74,7 @@ class DingTalkTransport(RobotTransport):
         # Encoded exactly once, here; the URL is sent as it is.
         return f"{url}&timestamp={timestamp_ms}&sign={quote_plus(signing.sign_base64(self.channel.secret, timestamp_ms))}"
 
-    def build(self, event, timestamp_ms: int) -> dict:
+    def build(self, event) -> dict:
         config = self.channel.config
         summary = self.summary(event)
         mentions = self.mentions(event)

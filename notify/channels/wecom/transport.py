@@ -34,7 +34,7 @@ class WeComTransport(RobotTransport):
         -1: (TRANSIENT, "wecom_busy", None),
     }
 
-    def build(self, event, timestamp_ms: int) -> dict:
+    def build(self, event) -> dict:
         summary = self.summary(event)
         mentions = self.mentions(event)
         if mentions["all"] or mentions["mobiles"]:
