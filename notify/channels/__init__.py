@@ -3,9 +3,9 @@
 Each kind lives in its own folder, `notify/channels/<kind>/`: its transport (prepare, send,
 classify: notify/channels/base.py is the contract), its settings form and their rules, its
 templates (settings fields, its card on the notifications page, its messages), its rate limit and
-its texts. Its package declares one `Kind`, and `KINDS` below lists them: the rest of the product
-reaches a kind only through this registry, so adding a kind touches its folder, one line here, a
-migration if it needs a column, and the catalogues. What every robot shares is in `robot.py`
+its texts (its reason codes too). Its package declares one `Kind`; `FOLDERS` below lists them, and
+the rest of the product reaches a kind only through this registry (`KINDS`, `kind_for`), so adding
+a kind touches its folder, one line here, a migration if it needs a column, and the catalogues. What every robot shares is in `robot.py`
 (transport), `robot_form.py` and the `_*.html` / `robot.md` templates beside them.
 
 The channel service (apply, rotate_secret, delete, send_test, …) is `notify/channels/service.py`,
@@ -13,23 +13,20 @@ re-exported here: `from notify import channels; channels.apply(...)`.
 """
 from __future__ import annotations
 
+from importlib import import_module
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
 
 from notify import reasons
-from notify.channels import dingtalk, email, feishu, webhook, wecom
 from notify.channels.base import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, Kind,
                                   OutgoingRequest, Outcome, Transport)
 
-# The methods of the seed's page, in its order, then Feishu. One line per kind.
+# The kinds' folders, in the order of the seed's page, then Feishu: the one list to extend.
+FOLDERS = ("email", "dingtalk", "wecom", "webhook", "feishu")
+
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
-    email.KIND,
-    dingtalk.KIND,
-    wecom.KIND,
-    webhook.KIND,
-    feishu.KIND,
-)}
+    import_module(f"notify.channels.{folder}").KIND for folder in FOLDERS)}
 
 # Kind → transport class (tests may add a kind of their own here).
 REGISTRY: dict[str, type[Transport]] = {name: kind.transport for name, kind in KINDS.items()}
@@ -73,7 +70,7 @@ from notify.channels.email.transport import tell_merchant  # noqa: E402  (the pr
 from notify.channels.service import (InvalidChannel, apply, choice_label, delete, last_attempts,  # noqa: E402
                                      rotate_secret, send_test)
 
-__all__ = ["BY_PATH", "KINDS", "METHODS", "PATHS", "PERMANENT", "REGISTRY", "SUCCESS", "TEMPLATES", "TRANSIENT",
+__all__ = ["BY_PATH", "FOLDERS", "KINDS", "METHODS", "PATHS", "PERMANENT", "REGISTRY", "SUCCESS", "TEMPLATES", "TRANSIENT",
            "CannotPrepare", "DeliverySettings", "InvalidChannel", "Kind", "OutgoingRequest", "Outcome", "Transport",
            "apply", "choice_label", "delete", "init_app", "kind_for", "last_attempts", "rotate_secret", "send_test",
            "tell_merchant", "transport_for"]

@@ -26,7 +26,7 @@ MAX_BYTES = 20000
 SIGNATURE_BYTES = 100
 HOOK_PATH = "/open-apis/bot/v2/hook/"
 # The header's colour (`card.header.template`) for each state of messages.Summary.
-TEMPLATES = {messages.GOOD: "green", messages.NEUTRAL: "blue", messages.WARNING: "orange"}
+HEADER_COLOURS = {messages.GOOD: "green", messages.NEUTRAL: "blue", messages.WARNING: "orange"}
 
 
 def sign(secret: str, timestamp_s: int) -> str:
@@ -127,7 +127,7 @@ class FeishuTransport(RobotTransport):
             return {"msg_type": "interactive", "card": {
                 "config": {"wide_screen_mode": True},
                 "header": {"title": {"tag": "plain_text", "content": summary.title},
-                           "template": TEMPLATES.get(summary.state, "blue")},
+                           "template": HEADER_COLOURS.get(summary.state, "blue")},
                 "elements": [{"tag": "markdown", "content": text}],
             }}
 
