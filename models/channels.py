@@ -11,7 +11,7 @@ from models.base import utcnow
 
 
 class Channel(db.Model):
-    """One configured notification target: a WebHook endpoint, a DingTalk or WeCom robot, an email list.
+    """One configured notification target: a WebHook endpoint, a DingTalk, WeCom or Feishu robot, an email list.
 
     What differs between kinds lives in `config` (non-secret settings, validated by the kind's
     transport) and `secret`; everything the dispatch path needs (kind, enabled, hooks) is generic.

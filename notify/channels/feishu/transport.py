@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 
 from notify import messages, signing
 from notify.channels.base import PERMANENT, TRANSIENT
-from notify.channels.robot import RobotTransport, encode
+from notify.channels.robot import RobotTransport
 
 # A request body of at most 20 KB (20,480 bytes): the message is kept within 20,000 bytes less
 # room for the signature fields (`"timestamp":"…","sign":"…",` is 71 bytes).
@@ -141,5 +141,3 @@ class FeishuTransport(RobotTransport):
             return int(answer["code"]), str(answer.get("msg", ""))
         return int(answer["StatusCode"]), str(answer.get("StatusMessage", ""))
 
-
-__all__ = ["FeishuTransport", "encode", "sign"]
