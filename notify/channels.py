@@ -8,7 +8,7 @@ from sqlalchemy import update
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import dispatch, hooks, reasons, signing
+from notify import dispatch, hooks, reasons, rules, signing
 from notify.transports import transport_for
 
 
@@ -18,11 +18,19 @@ class InvalidChannel(ValueError):
         self.errors = errors
 
 
+KEEP = object()  # `apply(rules_=KEEP)`: the channel's rules stay as they are
+
+
 def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[str], enabled: bool,
-          description: str = "") -> Channel:
-    """Validate and set a channel's settings (not committed). Raises `InvalidChannel`."""
+          description: str = "", rules_=KEEP) -> Channel:
+    """Validate and set a channel's settings (not committed). Raises `InvalidChannel`. `rules_`
+    (filters and quiet hours, notify.rules's shape; None for none) is left as it is when not given;
+    its errors are keyed `rules.<field>` (`rules.min_amount`, `rules.quiet_to`, …)."""
     transport = transport_for(channel.kind)
     errors = transport.validate(config, secret)
+    if rules_ is not KEEP:
+        cleaned_rules, rule_errors = rules.clean(rules_)
+        errors.update({f"rules.{name}": message for name, message in rule_errors.items()})
     unknown = [h for h in hooks_ if h not in hooks.HOOKS_BY_NAME]
     if unknown:
         errors["hooks"] = f"unknown hooks: {', '.join(unknown)}"
@@ -36,6 +44,8 @@ def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[st
     channel.hooks = [h for h in hooks.HOOK_NAMES if h in hooks_]
     channel.enabled = enabled
     channel.description = description
+    if rules_ is not KEEP:
+        channel.rules = cleaned_rules
     return channel
 
 

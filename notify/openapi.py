@@ -131,7 +131,11 @@ def _components() -> dict:
             "type": "object", "required": ["event", "data"],
             "properties": {"event": {"type": "string", "enum": list(hooks.HOOK_NAMES)},
                            "data": {"type": "object", "description": "matches the hook's schema "
-                                                                     "(components.schemas.<hook>.data)"}},
+                                                                     "(components.schemas.<hook>.data)"},
+                           "test": {"type": "boolean", "default": False,
+                                    "description": "a test event (a test order of the shop): sent with "
+                                                   "\"test\": true, and left out by channels that leave "
+                                                   "test events out"}},
         },
         "EventAccepted": {
             "type": "object", "required": ["id", "event", "deliveries"],
