@@ -146,10 +146,11 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     # Core INSERTs on the session's connection, in its transaction: the ORM (its unit of work, or
     # even its bulk-insert path) would cost more than the rest of an events API call, and nobody
     # needs these rows as objects.
-    db.session.connection().execute(_INSERT_EVENT, [dict(id=event_id, hook=hook_name, data=data, source=source,
-                                                         is_test=is_test, test_mentions=test_mentions,
-                                                         created_at=now, order_no=order_number(data),
-                                                         filtered=filtered or None)])
+    row = dict(id=event_id, hook=hook_name, data=data, source=source, is_test=is_test, test_mentions=test_mentions,
+               created_at=now, order_no=order_number(data))
+    if filtered:  # else SQL NULL (a None here would be stored as JSON null)
+        row["filtered"] = filtered
+    db.session.connection().execute(_INSERT_EVENT, [row])
     return RecordedEvent(event_id, hook_name, add_deliveries(rows, max_attempts))
 
 

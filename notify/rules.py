@@ -298,7 +298,10 @@ def summary(stored, currency: str) -> str:
         return ""
     parts = []
     if rules.min_amount is not None:
-        parts.append("≥ " + format_currency(rules.min_amount, currency))
+        try:
+            parts.append("≥ " + format_currency(rules.min_amount, currency))
+        except (ArithmeticError, ValueError):  # a stored value no form would save (1e999999)
+            parts.append(f"≥ {rules.min_amount} {currency}")
     if rules.products is not None:
         parts.append(ngettext("%(num)d product", "%(num)d products", len(rules.products)))
     if not rules.tests:

@@ -404,3 +404,37 @@ def test_an_amount_that_cannot_be_read_is_not_at_or_above_the_minimum(app, amoun
         assert why is not None and why.code == "filtered_amount_unreadable"
     else:
         assert (why is None) == (readable >= Decimal(0))
+
+
+def test_recovery_does_not_send_what_the_filters_leave_out(app, channel_with):
+    from notify import recovery
+
+    channel_id = channel_with("/big", {"min_amount": "100"})
+    with app.app_context():
+        since = utcnow() - timedelta(minutes=1)
+        left_out = dispatch.emit("order_pay_hook", order("5.00")).id  # filtered while enabled
+        channel = db.session.get(Channel, channel_id)
+        channel.enabled = False
+        db.session.commit()
+        dispatch.emit("order_pay_hook", order("6.00", order_no="AP2"))  # while disabled: below the minimum
+        missed = dispatch.emit("order_pay_hook", order("600.00", order_no="AP3")).id  # really missed
+        channel.enabled = True
+        db.session.commit()
+        assert recovery.preview(channel, since)["missed"] == {"order_pay_hook": 1}
+        assert recovery.recover(channel, since) == 1
+        assert [d.event_id for d in db.session.scalars(db.select(Delivery).where(Delivery.channel_id == channel_id))] \
+            == [missed]
+        assert db.session.get(Event, left_out).filtered[0]["channel_id"] == channel_id
+
+
+def test_the_cli_emits_test_events_that_a_channel_may_leave_out(app, runner, channel_with):
+    channel_with("/live", {"tests": False})
+    result = runner.invoke(args=["emit", "order_pay_hook", "--data", json.dumps(order()), "--test"])
+    assert result.exit_code == 0 and ": 0 deliveries queued" in result.output
+    result = runner.invoke(args=["emit", "order_pay_hook", "--data", json.dumps(order())])
+    assert result.exit_code == 0 and ": 1 deliveries queued" in result.output
+
+
+def test_a_stored_minimum_no_form_would_save_is_still_summarised(app):
+    with app.test_request_context():
+        assert rules.summary({"min_amount": "1e999999"}, "CNY") == "≥ 1E+999999 CNY"
