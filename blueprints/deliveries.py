@@ -34,12 +34,14 @@ def index():
         # An exact delivery id jumps to its page.
         if db.session.get(Delivery, selected.search.value) is not None:
             return redirect(url_for("deliveries.detail", delivery_id=selected.search.value))
-    if selected.search is not None and selected.search.kind == "event":
-        # An event that has no delivery (every channel's filters left it out) has its own page.
-        event_id = selected.search.value
-        if (db.session.scalar(db.select(Delivery.id).where(Delivery.event_id == event_id).limit(1)) is None
-                and db.session.get(Event, event_id) is not None):
-            return redirect(url_for("deliveries.event", event_id=event_id))
+    event_page = None
+    if selected.search is not None and selected.search.kind == "event" and \
+            db.session.scalar(db.select(Event.id).where(Event.id == selected.search.value)) is not None:
+        # An event that has no delivery (every channel's filters left it out) opens its own page;
+        # one that has deliveries lists them, with a link to it.
+        event_page = url_for("deliveries.event", event_id=selected.search.value)
+        if db.session.scalar(db.select(Delivery.id).where(Delivery.event_id == selected.search.value).limit(1)) is None:
+            return redirect(event_page)
     before = request.args.get("before") or None  # keyset pagination: fast at any depth
     # Of the event, only what the list shows: its data is never needed here (and may not decode).
     query = (db.select(Delivery).options(joinedload(Delivery.event).load_only(Event.hook, Event.is_test))
@@ -56,7 +58,7 @@ def index():
     return _page(render_template(
         "deliveries/index.html", deliveries=rows, more=more, count=_count_text(total, more_than), total=total,
         statuses=DeliveryStatus.ALL, channels=_channel_choices(), hooks=hooks.HOOKS, args=args,
-        filtered=any(args.values()), date_errors=date_errors))
+        filtered=any(args.values()), date_errors=date_errors, event_page=event_page))
 
 
 @bp.route("/redeliver", methods=["GET", "POST"])

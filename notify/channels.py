@@ -45,8 +45,36 @@ def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[st
     channel.enabled = enabled
     channel.description = description
     if rules_ is not KEEP:
-        channel.rules = cleaned_rules
+        before, channel.rules = rules.parse(channel.rules), cleaned_rules
+        if channel.id is not None and _quiet(before) != _quiet(rules.parse(cleaned_rules)):
+            retime_parked(channel)
     return channel
+
+
+def _quiet(parsed: rules.Rules | None) -> tuple:
+    return (parsed.quiet_from, parsed.quiet_to, parsed.urgent) if parsed is not None and parsed.has_quiet else ()
+
+
+def retime_parked(channel: Channel) -> int:
+    """The channel's quiet hours changed: what waits for them is due when the new ones end, or now
+    (none any more, outside them now, or its hook is now urgent). Not committed; the workers get
+    them when it is. Returns how many were re-timed."""
+    now = utcnow()
+    parsed, tz = rules.parse(channel.rules), None
+    parked = db.session.execute(db.select(Delivery.id, Delivery.hook).where(
+        Delivery.channel_id == channel.id, Delivery.fold == "quiet", Delivery.status == DeliveryStatus.PENDING,
+        Delivery.next_attempt_at > now)).all()
+    for delivery_id, hook in parked:
+        if tz is None:
+            from notify import shop_settings
+
+            tz = shop_settings.effective().timezone
+        due = rules.quiet_until(parsed, hook or "", now, tz)
+        db.session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+                           .values(next_attempt_at=due or now, fold="quiet" if due else None, updated_at=now)
+                           .execution_options(synchronize_session=False))
+        dispatch.hand_over([(channel.id, delivery_id)], due=dispatch._epoch(due) if due else None)
+    return len(parked)
 
 
 def rotate_secret(channel: Channel, window: timedelta) -> None:

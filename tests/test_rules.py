@@ -181,6 +181,7 @@ def test_the_delivery_page_links_to_its_event_which_lists_every_delivery(app, ap
     delivered = deliveries_of(app, event_id)
     html = page(login, f"/deliveries/{delivered[first].id}")
     assert f'href="/deliveries/events/{event_id}"' in html
+    assert f'href="/deliveries/events/{event_id}"' in page(login, f"/deliveries/?q={event_id}")
     html = page(login, f"/deliveries/events/{event_id}")
     for delivery in delivered.values():
         assert f'href="/deliveries/{delivery.id}"' in html
@@ -438,3 +439,34 @@ def test_the_cli_emits_test_events_that_a_channel_may_leave_out(app, runner, cha
 def test_a_stored_minimum_no_form_would_save_is_still_summarised(app):
     with app.test_request_context():
         assert rules.summary({"min_amount": "1e999999"}, "CNY") == "≥ 1E+999999 CNY"
+
+
+def test_changing_the_quiet_hours_re_times_what_waits_for_them(app, api, login, channel_with):
+    zone = "Asia/Shanghai"
+    with app.app_context():
+        shop_settings.save({"timezone": zone})
+        db.session.commit()
+    local_now = datetime.now(ZoneInfo(zone)).replace(tzinfo=None)
+    start, stop = local_now - timedelta(hours=2), local_now + timedelta(hours=2)
+    quiet = {"from": start.strftime("%H:%M"), "to": stop.strftime("%H:%M"), "urgent": []}
+    channel_id = channel_with("/quiet", {"quiet": quiet})
+    event_id = api("POST", "/events", {"event": "order_pay_hook", "data": order()})[1]["id"]
+    parked = deliveries_of(app, event_id)[channel_id]
+    assert parked.fold == "quiet" and parked.next_attempt_at > utcnow()
+    # Later: one more hour of quiet.
+    later = (stop + timedelta(hours=1)).strftime("%H:%M")
+    data = {"url": "http://x.invalid", "auth_mode": "signature", "hooks": list(hooks.HOOK_NAMES), "enabled": "y",
+            "quiet_from": quiet["from"], "quiet_to": later}
+    with app.app_context():
+        data["url"] = db.session.get(Channel, channel_id).config["url"]
+    assert login.post(f"/settings/notifications/webhooks/{channel_id}", data=data).status_code == 302
+    moved = deliveries_of(app, event_id)[channel_id]
+    assert moved.fold == "quiet" and moved.next_attempt_at == parked.next_attempt_at + timedelta(hours=1)
+    with app.app_context():
+        score = queue.get_redis().zscore(queue.key("ready"), queue.member(channel_id, parked.id))
+        assert score == moved.next_attempt_at.replace(tzinfo=timezone.utc).timestamp()
+    # No quiet hours any more: it goes now, on its own.
+    del data["quiet_from"], data["quiet_to"]
+    assert login.post(f"/settings/notifications/webhooks/{channel_id}", data=data).status_code == 302
+    released = deliveries_of(app, event_id)[channel_id]
+    assert released.fold is None and released.next_attempt_at <= utcnow()
