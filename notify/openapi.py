@@ -115,6 +115,12 @@ def _components() -> dict:
             "id": {"type": "string"}, "event": {"type": "string", "enum": list(hooks.HOOK_NAMES)},
             "created_at": {"type": "string"}, "test": {"type": "boolean"}, "data": {"type": "object"},
             "source": {"type": "string"}, "deliveries": {"type": "array", "items": _ref("DeliveryState")},
+            "filtered": {"type": "array", "description": "the channels whose filters left the event out (no "
+                                                        "delivery to them), and why", "items": {
+                "type": "object", "required": ["channel_id", "reason", "message"],
+                "properties": {"channel_id": {"type": ["integer", "null"]},
+                               "reason": {"type": "object", "description": "a code and its parameters"},
+                               "message": {"type": "string", "description": "the reason in English"}}}},
         },
     }
     found = {

@@ -470,3 +470,14 @@ def test_changing_the_quiet_hours_re_times_what_waits_for_them(app, api, login, 
     assert login.post(f"/settings/notifications/webhooks/{channel_id}", data=data).status_code == 302
     released = deliveries_of(app, event_id)[channel_id]
     assert released.fold is None and released.next_attempt_at <= utcnow()
+
+
+def test_the_events_api_lists_which_channels_left_an_event_out_and_why(app, api, channel_with):
+    big_only = channel_with("/big", {"min_amount": "100"})
+    channel_with("/all")
+    small = api("POST", "/events", {"event": "order_pay_hook", "data": order("50.00")})[1]["id"]
+    listed = {event["id"]: event for event in api("GET", "/events")[1]["events"]}
+    assert listed[small]["filtered"] == [{"channel_id": big_only, "reason": {
+        "code": "filtered_amount", "params": {"amount": "50.00", "minimum": "100.00", "currency": "CNY"}},
+        "message": "order amount CN¥50.00 is below CN¥100.00"}]
+    assert len(listed[small]["deliveries"]) == 1
