@@ -135,8 +135,9 @@ def settings_import(file: str, replace: bool):
 @click.command("emit")
 @click.argument("hook")
 @click.option("--data", "data_json", required=True, help="The event's data as a JSON object.")
+@click.option("--test", "is_test", is_flag=True, help='A test event ("test": true), as the API\'s "test": true.')
 @with_appcontext
-def emit(hook: str, data_json: str):
+def emit(hook: str, data_json: str, is_test: bool):
     """Emit an event from the shell, as the events API would."""
     from notify import dispatch
 
@@ -145,7 +146,7 @@ def emit(hook: str, data_json: str):
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--data") from None
     try:
-        event = dispatch.emit(hook, data, source="cli")
+        event = dispatch.emit(hook, data, source="cli", is_test=is_test)
     except dispatch.InvalidEvent as exc:
         raise click.BadParameter(exc.message, param_hint=exc.field) from None
     click.echo(f"{event.id}: {len(event.delivery_ids)} deliveries queued")

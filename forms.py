@@ -11,7 +11,7 @@ from wtforms import (BooleanField, PasswordField, RadioField, SelectChoice, Sele
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from notify import hooks
+from notify import hooks, rules
 
 
 class ActionForm(FlaskForm):
@@ -56,19 +56,46 @@ def hook_choices() -> list[SelectChoice]:
     return [SelectChoice(h.name, f"{h.label} ({h.name})", optgroup=hooks.GROUP_LABELS[h.group]) for h in hooks.HOOKS]
 
 
+def product_choices(limit: int = 200) -> list[SelectChoice]:
+    """The ledger's products as options ("VPN Monthly Plan (vpnmonthly)"), by path."""
+    from extensions import db
+    from models import Product
+
+    rows = db.session.execute(db.select(Product.path, Product.name).order_by(Product.path).limit(limit)).all()
+    return [SelectChoice(row.path, f"{row.name} ({row.path})") for row in rows]
+
+
+# Where each error of notify.rules.clean is shown.
+RULE_FIELDS = {"min_amount": "rules_min_amount", "products": "rules_product_paths", "tests": "rules_skip_tests",
+               "quiet_from": "quiet_from", "quiet_to": "quiet_to", "quiet_urgent": "quiet_urgent"}
+
+
 class ChannelForm(FlaskForm):
-    """What every channel form has: a description, the events, enabled. Each kind adds its own
-    fields and says how they make the channel's `config`; the kind's transport validates them, so
-    the form, the settings import and the CLI apply the same rules."""
+    """What every channel form has: a description, the events, enabled, and the filters and quiet
+    hours (notify.rules, one fieldset for every kind: templates/notifications/_rules.html). Each kind
+    adds its own fields and says how they make the channel's `config`; the kind's transport
+    validates them, so the form, the settings import and the CLI apply the same rules."""
 
     transport = None  # the kind's Transport class
     description = StringField(_l("Description"), validators=[Optional(), Length(max=200)])
     hooks = MultiCheckboxField(_l("Events"), choices=[])
     enabled = BooleanField(_l("Enabled"), default=True)
+    rules_min_amount = StringField(_l("Only orders of at least"), render_kw={
+        "inputmode": "decimal", "autocomplete": "off", "placeholder": "100.00", "size": 12})
+    rules_products = MultiCheckboxField(_l("Only these products"), choices=[])
+    rules_product_paths = StringField(_l("Other product paths"), render_kw={
+        "autocomplete": "off", "spellcheck": "false", "placeholder": "vpnmonthly, vpnyearly"})
+    rules_skip_tests = BooleanField(_l("Leave out test events (sent by the shop with \"test\": true)"))
+    quiet_from = StringField(_l("Quiet from"), render_kw={"type": "time", "placeholder": "22:00"})
+    quiet_to = StringField(_l("Quiet until"), render_kw={"type": "time", "placeholder": "08:00"})
+    quiet_urgent = MultiCheckboxField(_l("Urgent events: sent at once even in quiet hours"), choices=[],
+                                      default=list(rules.DEFAULT_URGENT))
 
     def __init__(self, *args, channel=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.hooks.choices = hook_choices()
+        self.quiet_urgent.choices = hook_choices()
+        self.rules_products.choices = product_choices()
         self.channel = channel
 
     def load(self, channel) -> None:
@@ -76,6 +103,26 @@ class ChannelForm(FlaskForm):
         self.description.data = channel.description
         self.hooks.data = list(channel.hooks)
         self.enabled.data = channel.enabled
+        saved = channel.rules if isinstance(channel.rules, dict) else {}
+        self.rules_min_amount.data = saved.get("min_amount") or ""
+        known = {choice.value for choice in self.rules_products.choices}
+        products = [p for p in saved.get("products") or [] if isinstance(p, str)]
+        self.rules_products.data = [p for p in products if p in known]
+        self.rules_product_paths.data = ", ".join(p for p in products if p not in known)
+        self.rules_skip_tests.data = saved.get("tests") is False
+        quiet = saved.get("quiet") if isinstance(saved.get("quiet"), dict) else {}
+        self.quiet_from.data = quiet.get("from") or ""
+        self.quiet_to.data = quiet.get("to") or ""
+        self.quiet_urgent.data = list(quiet["urgent"]) if isinstance(quiet.get("urgent"), list) \
+            else list(rules.DEFAULT_URGENT)
+
+    def rules_value(self) -> dict:
+        """The filters and quiet hours as typed, in notify.rules's shape (it checks and cleans them)."""
+        return {"min_amount": (self.rules_min_amount.data or "").strip(),
+                "products": list(self.rules_products.data or []) + rules.split_paths(self.rules_product_paths.data or ""),
+                "tests": not self.rules_skip_tests.data,
+                "quiet": {"from": (self.quiet_from.data or "").strip(), "to": (self.quiet_to.data or "").strip(),
+                          "urgent": list(self.quiet_urgent.data or [])}}
 
     def config(self) -> dict:
         raise NotImplementedError
@@ -91,9 +138,14 @@ class ChannelForm(FlaskForm):
         if not self.hooks.data:
             self.hooks.errors.append(str(_l("Choose at least one event.")))
             ok = False
+        for name, message in rules.clean(self.rules_value())[1].items():
+            self.error_field(RULE_FIELDS[name]).errors.append(message)
+            ok = False
         return ok
 
     def error_field(self, name: str):
+        if name.startswith("rules."):  # as notify.channels.apply names them
+            name = RULE_FIELDS.get(name[len("rules."):], "rules_min_amount")
         return getattr(self, name)
 
 

@@ -89,8 +89,13 @@ def create_event():
         return error(400, "missing_field", "event is required: the hook name, e.g. order_pay_hook", "event")
     if "data" not in body:
         return error(400, "missing_field", "data is required: a JSON object", "data")
+    # A test order from the shop ("test": true) travels as `"test": true` in the envelope; a
+    # channel may leave such events out (notify.rules).
+    is_test = body.get("test", False)
+    if not isinstance(is_test, bool):
+        return error(400, "invalid_field", "test must be true or false", "test")
     try:
-        event = dispatch.record_event(body["event"], body["data"], source="api")
+        event = dispatch.record_event(body["event"], body["data"], source="api", is_test=is_test)
     except dispatch.InvalidEvent as exc:
         return error(400, "invalid_field", exc.message, exc.field)
     db.session.commit()

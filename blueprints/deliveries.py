@@ -14,7 +14,7 @@ from forms import ActionForm
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.base import local_to_utc, utcnow
 from notify import channels as channel_service
-from notify import dispatch, history, hooks, recovery, shop_settings
+from notify import dispatch, history, hooks, reasons, recovery, shop_settings
 from notify.filters import DeliveryFilter, parse_search
 
 bp = Blueprint("deliveries", __name__, url_prefix="/deliveries")
@@ -34,6 +34,14 @@ def index():
         # An exact delivery id jumps to its page.
         if db.session.get(Delivery, selected.search.value) is not None:
             return redirect(url_for("deliveries.detail", delivery_id=selected.search.value))
+    event_page = None
+    if selected.search is not None and selected.search.kind == "event" and \
+            db.session.scalar(db.select(Event.id).where(Event.id == selected.search.value)) is not None:
+        # An event that has no delivery (every channel's filters left it out) opens its own page;
+        # one that has deliveries lists them, with a link to it.
+        event_page = url_for("deliveries.event", event_id=selected.search.value)
+        if db.session.scalar(db.select(Delivery.id).where(Delivery.event_id == selected.search.value).limit(1)) is None:
+            return redirect(event_page)
     before = request.args.get("before") or None  # keyset pagination: fast at any depth
     # Of the event, only what the list shows: its data is never needed here (and may not decode).
     query = (db.select(Delivery).options(joinedload(Delivery.event).load_only(Event.hook, Event.is_test))
@@ -50,7 +58,7 @@ def index():
     return _page(render_template(
         "deliveries/index.html", deliveries=rows, more=more, count=_count_text(total, more_than), total=total,
         statuses=DeliveryStatus.ALL, channels=_channel_choices(), hooks=hooks.HOOKS, args=args,
-        filtered=any(args.values()), date_errors=date_errors))
+        filtered=any(args.values()), date_errors=date_errors, event_page=event_page))
 
 
 @bp.route("/redeliver", methods=["GET", "POST"])
@@ -144,6 +152,38 @@ def _page(html: str) -> bytes:
     """A rendered page as UTF-8 that cannot fail: stored data (an attempt's headers written by an
     older version, say) may hold a lone surrogate, which is shown as its escape."""
     return html.encode("utf-8", errors="backslashreplace")
+
+
+@bp.route("/events/<event_id>")
+def event(event_id: str):
+    """One event: what it carried, its deliveries, and which channels' filters left it out and why
+    (`events.filtered`, put into words now, naming each channel as it is called today)."""
+    # An id longer than the column, or with a NUL (which PostgreSQL refuses in any query), is no row.
+    stored = history.load_event(event_id) if len(event_id) <= 40 and "\x00" not in event_id else None
+    if stored is None:
+        abort(404)
+    deliveries = db.session.scalars(db.select(Delivery).where(Delivery.event_id == event_id)
+                                    .order_by(Delivery.created_at, Delivery.id)).all()
+    return _page(render_template("deliveries/event.html", event=stored, deliveries=deliveries,
+                                 filtered=_filtered_lines(event_id)))
+
+
+def _filtered_lines(event_id: str) -> list[dict]:
+    """`[{"channel": Channel | None, "name", "reason"}]` for the event's `filtered`, whatever it holds."""
+    entries = db.session.scalar(db.select(Event.filtered).where(Event.id == event_id))
+    lines = []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        channel_id = entry.get("channel_id")
+        channel = db.session.get(Channel, channel_id) if isinstance(channel_id, int) and \
+            not isinstance(channel_id, bool) and 0 < channel_id < 2**31 else None
+        name = channel_service.choice_label(channel) if channel is not None else \
+            _("a deleted channel (#%(id)s)", id=channel_id)
+        lines.append({"channel": channel, "name": name,
+                      "reason": reasons.show(entry.get("reason") if isinstance(entry.get("reason"), dict) else None,
+                                             None) or ""})
+    return lines
 
 
 @bp.route("/<delivery_id>")

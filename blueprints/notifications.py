@@ -13,7 +13,7 @@ from forms import ActionForm, ReportTimeForm, RotateForm, SettingsImportForm, Te
 from models import Channel
 from notify import channels as channel_service
 from models.base import local_to_utc, utc_to_local, utcnow
-from notify import hooks, probe, recovery, settings_io, shop_settings, signing
+from notify import hooks, probe, recovery, rules, settings_io, shop_settings, signing
 from notify.channels import BY_PATH, KINDS, kind_for
 from notify.channels.webhook.transport import WebhookTransport
 from shop import report
@@ -30,6 +30,12 @@ def require_login():
 @bp.app_template_global()
 def mask_secret(secret):
     return signing.mask(secret)
+
+
+@bp.app_template_global()
+def rules_summary(channel: Channel) -> str:
+    """The channel's filters and quiet hours in a few words ("≥ ¥100.00 · 2 products · quiet 22:00–08:00")."""
+    return rules.summary(channel.rules, shop_settings.effective().currency)
 
 
 @bp.app_template_global()
@@ -87,7 +93,8 @@ def report_time():
 def _save(form, channel: Channel) -> bool:
     try:
         channel_service.apply(channel, config=form.config(), secret=form.effective_secret(), hooks_=form.hooks.data,
-                              enabled=form.enabled.data, description=(form.description.data or "").strip())
+                              enabled=form.enabled.data, description=(form.description.data or "").strip(),
+                              rules_=form.rules_value())
     except channel_service.InvalidChannel as exc:
         for field_name, message in exc.errors.items():
             form.error_field(field_name).errors.append(message)

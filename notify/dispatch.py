@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timezone
 
 import redis
 from flask_babel import gettext as _
@@ -23,7 +24,7 @@ from extensions import db
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.deliveries import ORDER_NO_LENGTH
 from models.base import new_id, utcnow
-from notify import hooks, queue, schemas
+from notify import hooks, queue, rules, schemas, shop_settings
 from notify.channels import transport_for
 
 log = logging.getLogger(__name__)
@@ -56,15 +57,16 @@ def validate(hook_name: str, data: object) -> None:
 
 @dataclass(frozen=True)
 class Target:
-    """What a delivery records of its channel."""
+    """What a delivery records of its channel, and the channel's filters and quiet hours."""
     id: int
     kind: str
     target: str
+    rules: rules.Rules | None = None
 
 
 # Built once: SQLAlchemy caches a statement's compiled form by a key it computes from the
 # statement object, and a statement built per call pays for that key on every event.
-_ENABLED_CHANNELS = (select(Channel.id, Channel.kind, Channel.config, Channel.hooks)
+_ENABLED_CHANNELS = (select(Channel.id, Channel.kind, Channel.config, Channel.hooks, Channel.rules)
                      .where(Channel.enabled.is_(True)).order_by(Channel.id))
 _INSERT_EVENT = insert(Event.__table__)
 _INSERT_DELIVERY = insert(Delivery.__table__)
@@ -75,7 +77,7 @@ def subscribed_channels(hook_name: str) -> list[Target]:
     subscription test runs in Python over one small query instead of a JSON query per database;
     columns rather than ORM objects, because this runs for every event."""
     rows = db.session.connection().execute(_ENABLED_CHANNELS)
-    return [Target(row.id, row.kind, transport_for(row.kind).describe(row.config or {}))
+    return [Target(row.id, row.kind, transport_for(row.kind).describe(row.config or {}), rules.parse(row.rules))
             for row in rows if hook_name in (row.hooks or [])]
 
 
@@ -113,9 +115,12 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     """Add the event and its deliveries to the current transaction; they are handed to the
     workers when it commits, and vanish with it if it rolls back.
 
-    `channels` overrides the subscribers (the Test button targets one channel). `max_attempts`
-    defaults to one attempt plus one per step of the retry schedule. `test_mentions`: a Test whose
-    robot messages @mention as configured (without it a Test mentions nobody).
+    `channels` overrides the subscribers (the Test button targets one channel): those are never
+    filtered nor held by quiet hours. The subscribers' rules (notify.rules) leave some out, which
+    the event records in `filtered`, and park others until their quiet hours end (`fold='quiet'`).
+    `max_attempts` defaults to one attempt plus one per step of the retry schedule.
+    `test_mentions`: a Test whose robot messages @mention as configured (without it a Test
+    mentions nobody).
     """
     validate(hook_name, data)
     if max_attempts is None:
@@ -123,33 +128,61 @@ def record_event(hook_name: str, data: dict, *, source: str = "api",
     targets = list(channels) if channels is not None else subscribed_channels(hook_name)
     now = utcnow()
     event_id = new_id("evt")
+    filtered, rows = [], []
+    settings = None
+    for channel in targets:
+        channel_rules = getattr(channel, "rules", None) if channels is None else None
+        if channel_rules is None:  # most channels: nothing to ask
+            rows.append(dict(event_id=event_id, hook=hook_name, channel=channel))
+            continue
+        settings = settings or shop_settings.effective()
+        why = rules.left_out(channel_rules, hook_name, data, is_test=is_test, currency=settings.currency)
+        if why is not None:
+            filtered.append({"channel_id": channel.id, "reason": why.to_json()})
+            continue
+        due = rules.quiet_until(channel_rules, hook_name, now, settings.timezone)
+        rows.append(dict(event_id=event_id, hook=hook_name, channel=channel, due=due,
+                         fold="quiet" if due is not None else None))
     # Core INSERTs on the session's connection, in its transaction: the ORM (its unit of work, or
     # even its bulk-insert path) would cost more than the rest of an events API call, and nobody
     # needs these rows as objects.
-    db.session.connection().execute(_INSERT_EVENT, [dict(id=event_id, hook=hook_name, data=data, source=source,
-                                                         is_test=is_test, test_mentions=test_mentions,
-                                                         created_at=now, order_no=order_number(data))])
-    rows = [dict(event_id=event_id, hook=hook_name, channel=channel) for channel in targets]
+    row = dict(id=event_id, hook=hook_name, data=data, source=source, is_test=is_test, test_mentions=test_mentions,
+               created_at=now, order_no=order_number(data))
+    if filtered:  # else SQL NULL (a None here would be stored as JSON null)
+        row["filtered"] = filtered
+    db.session.connection().execute(_INSERT_EVENT, [row])
     return RecordedEvent(event_id, hook_name, add_deliveries(rows, max_attempts))
 
 
 def add_deliveries(rows: list[dict], max_attempts: int) -> tuple[str, ...]:
     """Insert one pending delivery per `{"event_id", "hook", "channel"}` in the current transaction;
-    they are handed to the workers when it commits. Returns their ids."""
+    they are handed to the workers when it commits. Returns their ids. A row may say when it is
+    due (`due`, naive UTC; default now) and why it waits to be folded into a digest (`fold`)."""
     now = utcnow()
     values = [dict(id=new_id("dlv"), event_id=row["event_id"], hook=row["hook"], channel_id=row["channel"].id,
                    channel_kind=row["channel"].kind, target=row["channel"].target, max_attempts=max_attempts,
-                   attempt_count=0, status=DeliveryStatus.PENDING, created_at=now, updated_at=now, next_attempt_at=now)
+                   attempt_count=0, status=DeliveryStatus.PENDING, created_at=now, updated_at=now,
+                   next_attempt_at=row.get("due") or now, fold=row.get("fold"))
               for row in rows]
     if values:
         db.session.connection().execute(_INSERT_DELIVERY, values)
-    hand_over([(value["channel_id"], value["id"]) for value in values])
+    hand_over([(value["channel_id"], value["id"]) for value, row in zip(values, rows) if not row.get("due")])
+    for value, row in zip(values, rows):
+        if row.get("due"):
+            hand_over([(value["channel_id"], value["id"])], due=_epoch(row["due"]))
     return tuple(value["id"] for value in values)
 
 
-def hand_over(items: list[tuple[int, str]]) -> None:
-    """Queue `(channel id, delivery id)` for the workers once the current transaction commits."""
-    db.session.info.setdefault(_PENDING_KEY, []).extend(items)
+def _epoch(moment) -> float:
+    """A naive UTC time as epoch seconds (the ready set's scores)."""
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
+def hand_over(items: list[tuple[int, str]], due: float | None = None) -> None:
+    """Queue `(channel id, delivery id)` for the workers once the current transaction commits, due
+    now or at `due` (epoch seconds: a delivery parked until its channel's quiet hours end)."""
+    db.session.info.setdefault(_PENDING_KEY, []).extend((channel_id, delivery_id, due)
+                                                       for channel_id, delivery_id in items)
 
 
 def emit(hook_name: str, data: dict, **kwargs) -> RecordedEvent:
@@ -166,7 +199,9 @@ def _enqueue_committed(session: Session) -> None:
         return
     now = time.time()
     try:
-        queue.schedule([(channel_id, delivery_id, now) for channel_id, delivery_id in items])
+        # Due now and due later apart: `schedule` wakes a drain for the earliest of what it is given.
+        queue.schedule([(channel_id, delivery_id, now) for channel_id, delivery_id, due in items if due is None])
+        queue.schedule([(channel_id, delivery_id, due) for channel_id, delivery_id, due in items if due is not None])
     except redis.RedisError as exc:
         # The deliveries are committed: the sweeper hands them to the workers once Redis is back.
         log.warning("could not enqueue %d deliveries (%s); the sweeper will retry", len(items), exc)

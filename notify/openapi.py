@@ -115,6 +115,12 @@ def _components() -> dict:
             "id": {"type": "string"}, "event": {"type": "string", "enum": list(hooks.HOOK_NAMES)},
             "created_at": {"type": "string"}, "test": {"type": "boolean"}, "data": {"type": "object"},
             "source": {"type": "string"}, "deliveries": {"type": "array", "items": _ref("DeliveryState")},
+            "filtered": {"type": "array", "description": "the channels whose filters left the event out (no "
+                                                        "delivery to them), and why", "items": {
+                "type": "object", "required": ["channel_id", "reason", "message"],
+                "properties": {"channel_id": {"type": ["integer", "null"]},
+                               "reason": {"type": "object", "description": "a code and its parameters"},
+                               "message": {"type": "string", "description": "the reason in English"}}}},
         },
     }
     found = {
@@ -131,7 +137,11 @@ def _components() -> dict:
             "type": "object", "required": ["event", "data"],
             "properties": {"event": {"type": "string", "enum": list(hooks.HOOK_NAMES)},
                            "data": {"type": "object", "description": "matches the hook's schema "
-                                                                     "(components.schemas.<hook>.data)"}},
+                                                                     "(components.schemas.<hook>.data)"},
+                           "test": {"type": "boolean", "default": False,
+                                    "description": "a test event (a test order of the shop): sent with "
+                                                   "\"test\": true, and left out by channels that leave "
+                                                   "test events out"}},
         },
         "EventAccepted": {
             "type": "object", "required": ["id", "event", "deliveries"],

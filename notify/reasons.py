@@ -94,6 +94,10 @@ TEXTS: dict[str, str | Callable[[dict, bool], str]] = {
                         "enable it again, and recover what it missed."),
     "channel_deleted": N_("Not sent: the channel was deleted."),
     "channel_disabled": N_("Not sent: the channel was disabled."),
+    # -- a channel's filters (notify.rules): why an event created no delivery for it ----------------------
+    "filtered_test": N_("it is a test event, and this channel leaves test events out"),
+    "filtered_no_product": N_("the event names no product, and this channel takes only some products"),
+    "filtered_product": N_("product %(product)s is not one of this channel's products"),
 }
 
 
@@ -122,7 +126,36 @@ def _address_range(params: dict, english: bool) -> str:
     return _lazy_msgid(entry.name) if english else str(entry.name)
 
 
+def _money(params: dict, name: str, english: bool) -> str:
+    """An amount parameter with the `currency` parameter, as the page's language writes money
+    ("¥50.00"); as stored when it is not an amount."""
+    from decimal import Decimal, InvalidOperation
+
+    from babel.numbers import format_currency
+    from flask_babel import get_locale
+
+    value, currency = params.get(name), params.get("currency")
+    try:
+        return format_currency(Decimal(str(value)), str(currency), locale="en" if english else (get_locale() or "en"))
+    except (InvalidOperation, ValueError, TypeError, ArithmeticError):
+        return str(value)
+
+
+def _filtered_amount(params: dict, english: bool) -> str:
+    template = N_("order amount %(amount)s is below %(minimum)s")
+    shown = {"amount": _money(params, "amount", english), "minimum": _money(params, "minimum", english)}
+    return template % shown if english else gettext(template, **shown)
+
+
+def _filtered_amount_unreadable(params: dict, english: bool) -> str:
+    template = N_("the order's amount (%(amount)s) cannot be read, so it is not at or above %(minimum)s")
+    shown = {"amount": str(params.get("amount", "")), "minimum": _money(params, "minimum", english)}
+    return template % shown if english else gettext(template, **shown)
+
+
 TEXTS["service"] = _service
+TEXTS["filtered_amount"] = _filtered_amount
+TEXTS["filtered_amount_unreadable"] = _filtered_amount_unreadable
 TEXTS["address_range"] = _address_range
 
 UNKNOWN = N_("The reason was stored as %(code)s, which this version does not know.")

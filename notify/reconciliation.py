@@ -116,6 +116,20 @@ _DELIVERY_COLUMNS = (Delivery.id, Delivery.event_id, Delivery.hook, Delivery.cha
                      Delivery.updated_at)
 
 
+def filtered_list(stored) -> list[dict]:
+    """`events.filtered` as the API shows it: which channels' filters left the event out, each
+    with its reason as a code and an English sentence (`message`)."""
+    from notify import reasons
+
+    shown = []
+    for entry in stored if isinstance(stored, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("reason"), dict):
+            shown.append({"channel_id": entry.get("channel_id"), "reason": entry["reason"],
+                          "message": reasons.Reason(str(entry["reason"].get("code")),
+                                                    entry["reason"].get("params") or {}).english()})
+    return shown
+
+
 def list_events(query: Query) -> dict:
     """One page: `{"events": [envelope + "source" + "deliveries"], "next_cursor": str | None}`,
     events oldest first (so a client catching up reads forward and stores the cursor)."""
@@ -138,6 +152,7 @@ def list_events(query: Query) -> dict:
         for row in rows:
             by_event[row.event_id].append(delivery_dict(row))
     return {
-        "events": [{**event.envelope(), "source": event.source, "deliveries": by_event[event.id]} for event in page],
+        "events": [{**event.envelope(), "source": event.source, "deliveries": by_event[event.id],
+                    "filtered": filtered_list(event.filtered)} for event in page],
         "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if len(events) > query.limit else None,
     }

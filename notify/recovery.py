@@ -2,7 +2,7 @@
 
 Recover a channel's failures since a moment: send again every delivery to it that failed, died
 or was cancelled, and deliver the events it missed while it was disabled (events of hooks it
-subscribes to that have no delivery to it).
+subscribes to that have no delivery to it, and that its filters do not leave out).
 
 Redeliver what a filter of the deliveries page shows: each of its final deliveries to a channel
 that still takes deliveries gets one more attempt, as the Redeliver button of one delivery gives,
@@ -19,7 +19,7 @@ from sqlalchemy import Select, case, exists, func, literal, select, update
 from extensions import db
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.base import utcnow
-from notify import dispatch
+from notify import dispatch, rules, shop_settings
 from notify.filters import DeliveryFilter, unindexed
 
 # One press sends at most this many: enough for a day's outage of a busy shop, few enough that the
@@ -64,10 +64,24 @@ def _missed(channel: Channel, since: datetime):
     return (Event.created_at >= since, Event.hook.in_(channel.hooks or []), Event.is_test.is_(False), ~has_delivery)
 
 
+def _missed_events(channel: Channel, since: datetime) -> list[tuple[str, str]]:
+    """`[(event id, hook)]` the channel missed. Those its filters leave out (notify.rules, as they
+    are now: also events that came while it was disabled) were not missed: they are not sent."""
+    channel_rules = rules.parse(channel.rules)
+    if channel_rules is None:
+        return [tuple(row) for row in db.session.execute(select(Event.id, Event.hook).where(*_missed(channel, since)))]
+    currency = shop_settings.effective().currency
+    rows = db.session.execute(select(Event.id, Event.hook, Event.data).where(*_missed(channel, since))).all()
+    return [(event_id, hook) for event_id, hook, data in rows
+            if rules.left_out(channel_rules, hook, data, is_test=False, currency=currency) is None]
+
+
 def preview(channel: Channel, since: datetime) -> dict[str, Counter]:
     """`{"resend": Counter(hook → n), "missed": Counter(hook → n)}`."""
     resend = summarize(select(Delivery.hook, Delivery.channel_id, Delivery.created_at)
                        .where(*_failed(channel, since))).by_hook
+    if rules.parse(channel.rules) is not None:
+        return {"resend": resend, "missed": Counter(hook for _, hook in _missed_events(channel, since))}
     missed = db.session.execute(select(Event.hook, func.count()).where(*_missed(channel, since))
                                 .group_by(Event.hook)).all()
     return {"resend": resend, "missed": Counter(dict(missed))}
@@ -85,7 +99,7 @@ def recover(channel: Channel, since: datetime) -> int:
                 last_error=None, last_error_code=None, updated_at=now)
         .returning(Delivery.id).execution_options(synchronize_session=False)).scalars().all()
     dispatch.hand_over([(channel.id, delivery_id) for delivery_id in resent])
-    missed = db.session.execute(select(Event.id, Event.hook).where(*_missed(channel, since))).all()
+    missed = _missed_events(channel, since)
     added = dispatch.add_deliveries([dict(event_id=event_id, hook=hook, channel=channel) for event_id, hook in missed],
                                     attempts)
     db.session.commit()

@@ -53,6 +53,8 @@ def export(include_secrets: bool = False) -> dict:
             config = transport.public_config(config)
         item = {"kind": channel.kind, "description": channel.description, "enabled": channel.enabled,
                 "config": config, "hooks": list(channel.hooks or [])}
+        if channel.rules:
+            item["rules"] = channel.rules
         credential = transport.target_credential(channel.config or {})
         if credential:
             item["fingerprint"] = fingerprint(channel.kind, credential)
@@ -167,10 +169,13 @@ def import_(raw: str, replace: bool = False) -> dict:
                 config = dict(config, url=channel.config.get("url"))
         # Without --include-secrets in the export, an existing channel keeps its secret.
         secret = item.get("secret") if item.get("secret") is not None else channel.secret
+        # A file without "rules" (from a version before filters) leaves a channel's own as they are;
+        # "rules": null removes them.
+        rules_ = item["rules"] if "rules" in item else channel_service.KEEP
         try:
             channel_service.apply(channel, config=config, secret=secret, hooks_=hooks_,
                                   enabled=bool(item.get("enabled", True)),
-                                  description=str(item.get("description") or "")[:200])
+                                  description=str(item.get("description") or "")[:200], rules_=rules_)
         except channel_service.InvalidChannel as exc:
             problems += [f"{where}.{field}: {message}" for field, message in exc.errors.items()]
             continue

@@ -15,7 +15,8 @@ from html.parser import HTMLParser
 
 
 from extensions import db
-from models import Delivery, DeliveryStatus, User
+from models import Channel, Delivery, DeliveryStatus, User
+from notify import dispatch
 
 # Names of protocols, formats and headers: they read the same in a Chinese text.
 ALLOWED = {"WebHook", "WebHooks", "SMTP", "STARTTLS", "SSL", "TLS", "API", "URL", "URLs", "JSON", "HMAC-SHA256",
@@ -114,7 +115,8 @@ DINGTALK_URL = "https://oapi.dingtalk.com/robot/send?access_token=4f1c2a9e0b7d4c
 WECOM_URL = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7aaa-4bc4-97a0-0ec2sifa5aaa"
 FEISHU_URL = "https://open.feishu.cn/open-apis/bot/v2/hook/b2c7e1f4-93a0-4d6e-8f15-7a2c9d0e3b48"
 BAD_FORMS = {
-    "webhooks": {"url": "ftp://example.com/x", "auth_mode": "signature", "secret": "", "hooks": []},
+    "webhooks": {"url": "ftp://example.com/x", "auth_mode": "signature", "secret": "", "hooks": [],
+                 "rules_min_amount": "1.234", "rules_product_paths": "a/b", "quiet_from": "22:00", "quiet_to": ""},
     "dingtalk": {"url": "https://robot.example.com/robot/send?access_token=4f1c2a9e0b7d4c3f8a6e",
                  "secret": "abc", "keyword": "x" * 51, "keyword_position": "prefix", "mobiles_order": "12345",
                  "hooks": ["order_pay_hook"]},
@@ -158,6 +160,15 @@ def pages(app, client, make_channel, receiver_demo, worker) -> dict[str, str]:
             return db.session.get(Delivery, delivery_id).status == DeliveryStatus.DELIVERED
 
     worker(until=delivered)
+    # Filters and quiet hours on every channel (their fieldset on the edit pages, the summary in
+    # the list), and an event they all left out (its page's "filtered by" lines).
+    with app.app_context():
+        for channel in db.session.scalars(db.select(Channel)):
+            channel.rules = {"min_amount": "100.00", "products": ["vpnmonthly"], "tests": False,
+                             "quiet": {"from": "22:00", "to": "08:00", "urgent": ["stock_alarm_hook"]}}
+        db.session.commit()
+        left_out = dispatch.emit("order_pay_hook", {"order": {"order_no": "AP-SMALL", "amount": "5.00"}}).id
+        test_event = db.session.get(Delivery, delivery_id).event_id
 
     shown["dashboard"] = zh(client, "/dashboard")
     shown["notifications"] = zh(client, "/settings/notifications/")
@@ -184,6 +195,8 @@ def pages(app, client, make_channel, receiver_demo, worker) -> dict[str, str]:
     shown["send these again"] = zh(client, "/deliveries/redeliver")
     shown["delivery"] = zh(client, f"/deliveries/{delivery_id}")
     shown["test result"] = zh(client, f"/deliveries/{delivery_id}/result")
+    shown["event, left out by filters"] = zh(client, f"/deliveries/events/{left_out}")
+    shown["event with its delivery"] = zh(client, f"/deliveries/events/{test_event}")
     shown["tokens"] = zh(client, "/settings/tokens/")
     shown["tokens with errors"] = zh(client, "/settings/tokens/", data={"name": ""})
     shown["change password"] = zh(client, "/account/password")

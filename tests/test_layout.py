@@ -166,6 +166,9 @@ LONG = {
     "description": "Orders, refunds and inventory alarms for the warehouse team in the Shenzhen office "
                    "(深圳办公室的仓库团队：订单、退款和库存告警)",
 }
+# Every filter and quiet hours: the longest summary a channel's row shows.
+RULES = {"min_amount": "9999999.99", "products": ["vpnmonthly", "vpnyearly", "giftcard100"], "tests": False,
+         "quiet": {"from": "22:30", "to": "07:45", "urgent": ["order_out_of_stock_hook", "stock_alarm_hook"]}}
 
 
 @pytest.fixture
@@ -183,7 +186,7 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, feishu, smtp_server)
 
     def make(kind, config, secret=None, description=LONG["description"]):
         channel = channel_service.apply(Channel(kind=kind), config=config, secret=secret, hooks_=list(hooks.HOOK_NAMES),
-                                        enabled=True, description=description)
+                                        enabled=True, description=description, rules_=RULES)
         db.session.add(channel)
         db.session.commit()
         return channel
@@ -210,6 +213,10 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, feishu, smtp_server)
             db.session.add(token)
         db.session.commit()
         ids = {c.kind + ("-failing" if c is failing else ""): c.id for c in channels}
+        # Every channel's filters leave it out: the event's page lists five "filtered by" lines.
+        left_out = dispatch.emit("order_pay_hook", {"order": {"order_no": "AP2026112718300012345678", "amount": "5.00",
+                                                              "product": {"path": "vpnmonthly"}}}).id
+        retried_event = db.session.get(Delivery, retried).event_id
 
     def retried_three_times():
         with app.app_context():
@@ -236,6 +243,8 @@ def filled_shop(app, live, local_receiver, dingtalk, wecom, feishu, smtp_server)
         "send these again": "/deliveries/redeliver",
         "delivery with attempts": f"/deliveries/{retried}",
         "a Test's result": f"/deliveries/{test_ids[0]}",
+        "event, left out by filters": f"/deliveries/events/{left_out}",
+        "event with its deliveries": f"/deliveries/events/{retried_event}",
         "tokens": "/settings/tokens/",
         "change password": "/account/password",
         "404": "/no-such-page",

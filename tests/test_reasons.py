@@ -25,6 +25,10 @@ def sample_params(code: str) -> dict:
         return {"kind": "dingtalk"}
     if code == "address_range":
         return {"network": "169.254.0.0/16"}
+    if code == "filtered_amount":
+        return {"amount": "50.00", "minimum": "100.00", "currency": "CNY"}
+    if code == "filtered_amount_unreadable":
+        return {"amount": "<amount-value>", "minimum": "100.00", "currency": "CNY"}
     return {name: f"<{name}-value>" for name in PLACEHOLDER.findall(reasons.TEXTS[code])}
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import update
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import dispatch, hooks, reasons, signing
+from notify import dispatch, hooks, reasons, rules, signing
 from notify.channels import transport_for
 
 
@@ -18,11 +18,19 @@ class InvalidChannel(ValueError):
         self.errors = errors
 
 
+KEEP = object()  # `apply(rules_=KEEP)`: the channel's rules stay as they are
+
+
 def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[str], enabled: bool,
-          description: str = "") -> Channel:
-    """Validate and set a channel's settings (not committed). Raises `InvalidChannel`."""
+          description: str = "", rules_=KEEP) -> Channel:
+    """Validate and set a channel's settings (not committed). Raises `InvalidChannel`. `rules_`
+    (filters and quiet hours, notify.rules's shape; None for none) is left as it is when not given;
+    its errors are keyed `rules.<field>` (`rules.min_amount`, `rules.quiet_to`, …)."""
     transport = transport_for(channel.kind)
     errors = transport.validate(config, secret)
+    if rules_ is not KEEP:
+        cleaned_rules, rule_errors = rules.clean(rules_)
+        errors.update({f"rules.{name}": message for name, message in rule_errors.items()})
     unknown = [h for h in hooks_ if h not in hooks.HOOKS_BY_NAME]
     if unknown:
         errors["hooks"] = f"unknown hooks: {', '.join(unknown)}"
@@ -36,7 +44,37 @@ def apply(channel: Channel, *, config: dict, secret: str | None, hooks_: list[st
     channel.hooks = [h for h in hooks.HOOK_NAMES if h in hooks_]
     channel.enabled = enabled
     channel.description = description
+    if rules_ is not KEEP:
+        before, channel.rules = rules.parse(channel.rules), cleaned_rules
+        if channel.id is not None and _quiet(before) != _quiet(rules.parse(cleaned_rules)):
+            retime_parked(channel)
     return channel
+
+
+def _quiet(parsed: rules.Rules | None) -> tuple:
+    return (parsed.quiet_from, parsed.quiet_to, parsed.urgent) if parsed is not None and parsed.has_quiet else ()
+
+
+def retime_parked(channel: Channel) -> int:
+    """The channel's quiet hours changed: what waits for them is due when the new ones end, or now
+    (none any more, outside them now, or its hook is now urgent). Not committed; the workers get
+    them when it is. Returns how many were re-timed."""
+    now = utcnow()
+    parsed, tz = rules.parse(channel.rules), None
+    parked = db.session.execute(db.select(Delivery.id, Delivery.hook).where(
+        Delivery.channel_id == channel.id, Delivery.fold == "quiet", Delivery.status == DeliveryStatus.PENDING,
+        Delivery.next_attempt_at > now)).all()
+    for delivery_id, hook in parked:
+        if tz is None:
+            from notify import shop_settings
+
+            tz = shop_settings.effective().timezone
+        due = rules.quiet_until(parsed, hook or "", now, tz)
+        db.session.execute(update(Delivery).where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PENDING)
+                           .values(next_attempt_at=due or now, fold="quiet" if due else None, updated_at=now)
+                           .execution_options(synchronize_session=False))
+        dispatch.hand_over([(channel.id, delivery_id)], due=dispatch._epoch(due) if due else None)
+    return len(parked)
 
 
 def rotate_secret(channel: Channel, window: timedelta) -> None:
