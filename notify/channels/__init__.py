@@ -67,10 +67,10 @@ def init_app(app) -> None:
 
 # Last: the service imports notify.dispatch, which imports `transport_for` from here.
 from notify.channels.email.transport import tell_merchant  # noqa: E402  (the product's own notices go by email)
-from notify.channels.service import (InvalidChannel, apply, choice_label, delete, last_attempts,  # noqa: E402
+from notify.channels.service import (KEEP, InvalidChannel, apply, choice_label, delete, last_attempts,  # noqa: E402
                                      rotate_secret, send_test)
 
 __all__ = ["BY_PATH", "FOLDERS", "KINDS", "METHODS", "PATHS", "PERMANENT", "REGISTRY", "SUCCESS", "TEMPLATES", "TRANSIENT",
-           "CannotPrepare", "DeliverySettings", "InvalidChannel", "Kind", "OutgoingRequest", "Outcome", "Transport",
+           "CannotPrepare", "DeliverySettings", "InvalidChannel", "KEEP", "Kind", "OutgoingRequest", "Outcome", "Transport",
            "apply", "choice_label", "delete", "init_app", "kind_for", "last_attempts", "rotate_secret", "send_test",
            "tell_merchant", "transport_for"]
