@@ -85,7 +85,16 @@ def _due(now):
                and_(Delivery.fold == QUIET, Delivery.next_attempt_at <= now + skew))
 
 
-def gather(channel_id: int, leader_id: str) -> tuple[str, set[str]]:
+def _gatherable(now, batch_token: str):
+    """Parked and due, and not held by anyone; or held by the drain's own batch, not yet started
+    (many parked deliveries come due at once when quiet hours end: the first leads, and takes the
+    others of its batch along rather than leaving them to lead digests of their own)."""
+    return or_(and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]), _due(now)),
+               and_(Delivery.status == DeliveryStatus.SENDING, Delivery.claim_token == batch_token,
+                    Delivery.fold.in_([RATE, QUIET])))
+
+
+def gather(channel_id: int, leader_id: str, batch_token: str) -> tuple[str, set[str]]:
     """Claim the deliveries of this channel waiting for the digest due now, oldest first, at most
     CAP: one conditional UPDATE, as `jobs.claim` (a delivery another worker took meanwhile is not
     taken). Commits. Returns the claim's token and the ids it holds, which are also taken out of
@@ -93,13 +102,11 @@ def gather(channel_id: int, leader_id: str) -> tuple[str, set[str]]:
     token = secrets.token_hex(8)
     now = utcnow()
     waiting = (select(Delivery.id)
-               .where(Delivery.channel_id == channel_id, Delivery.id != leader_id,
-                      Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]), _due(now))
+               .where(Delivery.channel_id == channel_id, Delivery.id != leader_id, _gatherable(now, batch_token))
                .order_by(Delivery.created_at, Delivery.id).limit(CAP))
     result = db.session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(waiting.scalar_subquery()),
-               Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]), _due(now))
+        .where(Delivery.id.in_(waiting.scalar_subquery()), _gatherable(now, batch_token))
         .values(status=DeliveryStatus.SENDING, updated_at=now, claim_token=token,
                 lease_until=now + timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"]))
         .returning(Delivery.id)
@@ -120,9 +127,11 @@ def start(drain, leader: Delivery, transport, token: str) -> bool:
     Whatever goes wrong with one delivery's event costs that delivery alone (its own failed
     attempt, as in the drain); should the digest's request itself fail to build, every delivery
     gathered gets that attempt, so none stays claimed."""
-    gathered_token, claimed = gather(leader.channel_id, leader.id)
+    gathered_token, claimed = gather(leader.channel_id, leader.id, token)
     if not claimed:
         return False
+    # Those of its own batch are not started again (kept for this batch only: its claim token).
+    drain.digested = {token: drain.digested.get(token, set()) | claimed}
     members = [(leader, token)] + [(d, gathered_token) for d in drain._load(claimed, gathered_token)]
     if len(members) == 1:
         return False  # the others could not be loaded (each has its attempt): it goes alone

@@ -237,6 +237,8 @@ class Drain:
         # `Delivery.fold`: None for its own slot, else why it is parked for a digest).
         self.deferred: list[tuple[str, str, int, int, float, str | None]] = []
         self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
+        # Deliveries of a batch (by its claim token) that a digest took along (notify.digests).
+        self.digested: dict[str, set[str]] = {}
         self.failing: dict[int, bool] = {}  # channel id → whether a run of failures is under way
         self.last_flush = time.monotonic()
         self.sent = 0
@@ -344,6 +346,8 @@ class Drain:
 
     def _start(self, delivery: Delivery, transports: dict[int, Transport], token: str) -> None:
         """Build one delivery's request and hand it to a sender thread (or cancel or defer it)."""
+        if delivery.id in self.digested.get(token, ()):
+            return  # a digest of its batch carries it
         channel = delivery.channel
         if channel is None or (not channel.enabled and not delivery.event.is_test):
             self.cancelled.append((delivery.id, token, delivery.channel_kind,

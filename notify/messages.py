@@ -441,13 +441,13 @@ class Digest:
 # The headline of each hook's part of a digest: how many, and what happened to them.
 def _digest_counts(hook: str, n: int, num: str) -> str:
     texts = {
-        "order_create_hook": ngettext("%(num)s new order", "%(num)s new orders", n, num=num),
-        "order_pay_hook": ngettext("%(num)s order paid", "%(num)s orders paid", n, num=num),
-        "order_cancel_hook": ngettext("%(num)s order cancelled", "%(num)s orders cancelled", n, num=num),
-        "order_refund_hook": ngettext("%(num)s order refunded", "%(num)s orders refunded", n, num=num),
-        "order_out_of_stock_hook": ngettext("%(num)s order paid but out of stock",
-                                            "%(num)s orders paid but out of stock", n, num=num),
-        "order_finish_hook": ngettext("%(num)s order completed", "%(num)s orders completed", n, num=num),
+        "order_create_hook": ngettext("%(count)s new order", "%(count)s new orders", n, count=num),
+        "order_pay_hook": ngettext("%(count)s order paid", "%(count)s orders paid", n, count=num),
+        "order_cancel_hook": ngettext("%(count)s order cancelled", "%(count)s orders cancelled", n, count=num),
+        "order_refund_hook": ngettext("%(count)s order refunded", "%(count)s orders refunded", n, count=num),
+        "order_out_of_stock_hook": ngettext("%(count)s order paid but out of stock",
+                                            "%(count)s orders paid but out of stock", n, count=num),
+        "order_finish_hook": ngettext("%(count)s order completed", "%(count)s orders completed", n, count=num),
     }
     return texts[hook]
 
@@ -488,7 +488,7 @@ def digest(digest_id: str, events: list[tuple[str, object, datetime]], link: str
     ordered = list(groups.values())
     count = len(events)
     title = ordered[0].headline if len(ordered) == 1 else ngettext(
-        "%(num)s order notification", "%(num)s order notifications", count, num=format_decimal(count, locale=fmt.locale))
+        "%(count)s order notification", "%(count)s order notifications", count, count=format_decimal(count, locale=fmt.locale))
 
     def when(moment: datetime) -> str:
         return fmt.when(moment.replace(tzinfo=timezone.utc).isoformat()) if isinstance(moment, datetime) else ""

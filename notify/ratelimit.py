@@ -11,8 +11,10 @@ Digest pacing (notify.digests), for kinds that fold: a delivery that may be fold
 *now* only while the first window holds fewer than a single budget (robots: half the limit) and
 no digest is pending for that robot; otherwise it folds. The first one to find no digest pending
 leads the next one: its slot is the earliest moment that fits every window with a few slots left
-over (`digest_cap`) and is at least `spacing` (window / limit: 3 s for robots) after the previous
-slot. The others fold into it: they learn its slot and park until then. The pending digest is a
+over (`digest_cap`), is at least `spacing` (window / limit: 3 s for robots) after the previous
+slot, and leaves the window's remaining slots evenly spread until its oldest slot leaves it (after
+10 singles at once, 8 digests spread over the minute rather than 8 in 24 s and then a 38-s wait,
+which would make one digest of 600 events, too many to list). The others fold into it: they learn its slot and park until then. The pending digest is a
 small hash in Redis (leader reservation, slot); it is cleared when the leader comes back at its
 slot, so the next delivery leads the next digest. Alarms, which never fold, take an ordinary
 slot (fewer than N in every window), so they go first and the digests' spare slots are theirs.
@@ -142,7 +144,26 @@ if mode == 'fold' then
     end
 end
 local start = now
-if slots[#slots] and slots[#slots] + spacing > start then start = slots[#slots] + spacing end
+local prev = slots[#slots]
+if prev then
+    if prev + spacing > start then start = prev + spacing end
+    -- Spread the digests' free slots over the time until the oldest slot leaves each window, so
+    -- a burst does not spend them at once and then wait a whole window (one digest of everything).
+    for i = 1, nwin do
+        local inside, oldest = 0, nil
+        for _, s in ipairs(slots) do
+            if s > prev - windows[i] then
+                inside = inside + 1
+                if oldest == nil then oldest = s end
+            end
+        end
+        local free = caps[i] - inside
+        if oldest and free >= 1 then
+            local spread = prev + (oldest + windows[i] - prev) / free
+            if spread > start then start = spread end
+        end
+    end
+end
 local c = earliest(start, true)
 take(c)
 if c <= now then return {'digest', '0'} end
