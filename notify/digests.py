@@ -45,6 +45,7 @@ RATE, LEAD, QUIET, ALONE = "rate", "lead", "quiet", "alone"
 # Most deliveries one digest carries: bounds a drain's memory (each event is loaded). Those left
 # over stay parked and go with the next digest.
 CAP = 1000
+ORDER_HOOKS = tuple(hook.name for hook in hooks.HOOKS if hook.group == hooks.ORDER)
 
 
 def foldable(delivery: Delivery, transport) -> bool:
@@ -89,9 +90,11 @@ def _gatherable(now, batch_token: str):
     """Parked and due, and not held by anyone; or held by the drain's own batch, not yet started
     (many parked deliveries come due at once when quiet hours end: the first leads, and takes the
     others of its batch along rather than leaving them to lead digests of their own)."""
-    return or_(and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]), _due(now)),
-               and_(Delivery.status == DeliveryStatus.SENDING, Delivery.claim_token == batch_token,
-                    Delivery.fold.in_([RATE, QUIET])))
+    # Order events only: an alarm parked for quiet hours goes alone, as it always does.
+    return and_(Delivery.hook.in_(ORDER_HOOKS), or_(
+        and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]), _due(now)),
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.claim_token == batch_token,
+             Delivery.fold.in_([RATE, QUIET]))))
 
 
 def gather(channel_id: int, leader_id: str, batch_token: str) -> tuple[str, set[str]]:

@@ -195,8 +195,13 @@ def test_redelivering_a_folded_delivery_sends_that_one_event(app, worker, dingta
     assert [a.digest_id for a in again.attempts] == [digest_id, None] and again.fold is None
 
 
-def test_a_poison_event_among_folded_ones_costs_only_itself(app, worker, dingtalk, make_channel, fast_robots):
+def test_a_poison_event_among_folded_ones_costs_only_itself(app, worker, dingtalk, make_channel, fast_robots,
+                                                            monkeypatch):
+    from datetime import timedelta
+
     from tests.test_poison import add_deliveries, deep_json
+
+    monkeypatch.setattr(DingTalkTransport, "digest_spacing", 2.0)  # the first to fold leads, the others join
 
     make_channel("dingtalk", {"url": dingtalk.add_robot(DING)}, hooks_=["order_pay_hook"])
     emit_orders(app, ["P0"])
@@ -206,10 +211,10 @@ def test_a_poison_event_among_folded_ones_costs_only_itself(app, worker, dingtal
                             "order_pay_hook")
     healthy += emit_orders(app, ["P3"])
     with app.app_context():
-        # Parked as the limiter parks folded deliveries, the poison among them (it would fail to load
-        # in the drain's batch too, before being folded).
+        # Parked as the limiter parks folded deliveries (its backstop ahead), so that the digest
+        # gathers it: its event cannot be loaded there.
         db.session.execute(update(Delivery).where(Delivery.id.in_(poison))
-                           .values(fold="rate", next_attempt_at=utcnow()))
+                           .values(fold="rate", next_attempt_at=utcnow() + timedelta(seconds=20)))
         db.session.commit()
     worker(until=final(app, healthy + poison), timeout=20)
     found = deliveries(app, healthy + poison)
