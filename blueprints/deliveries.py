@@ -100,11 +100,13 @@ def _filter(source) -> tuple[DeliveryFilter, dict, dict]:
     for name, value in (("since", since), ("until", until)):
         if value is False:
             date_errors[name] = _("Use a date like 2026-11-27.")
+    # Only a digest id filters (and is shown as the filter); anything else is no filter.
+    args["digest"] = parse_digest(args["digest"]) or ""
     # A channel id is a small integer; anything else (or beyond what the column holds) is no filter.
     channel_id = int(args["channel"]) if args["channel"].isdigit() and len(args["channel"]) <= 9 else None
     selected = DeliveryFilter(status=args["status"] or None, channel_id=channel_id, hook=args["hook"] or None,
                               since=since or None, until=until or None, search=parse_search(args["q"]),
-                              digest=parse_digest(args["digest"]))
+                              digest=args["digest"] or None)
     return selected, {name: value for name, value in args.items() if value}, date_errors
 
 

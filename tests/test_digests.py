@@ -336,3 +336,21 @@ def test_flash_sale_1000_orders_in_a_minute_to_one_robot(app, make_channel, flas
                                      .where(Attempt.outcome != "success")) == 0
     finally:
         fake.stop()
+
+
+def test_a_wecom_digest_that_mentions_everyone_is_text_within_2048_bytes(app, worker, wecom, make_channel,
+                                                                         fast_robots, monkeypatch, login):
+    monkeypatch.setattr(WeComTransport, "digest_spacing", 2.0)  # the first to fold leads, the others join
+    make_channel("wecom", {"url": wecom.add_robot(WECOM_KEY), "mentions": {"order": {"all": True}}},
+                 hooks_=["order_pay_hook"])
+    emit_orders(app, ["M0"])
+    worker()
+    ids = emit_orders(app, [f"M2026120100{n:04d}" for n in range(1, 80)])
+    worker(until=final(app, ids), timeout=20)
+    (digest,) = [m for m in wecom.robots[WECOM_KEY].messages if "orders paid" in m.get("text", {}).get("content", "")]
+    content = digest["text"]["content"]
+    assert len(content.encode("utf-8")) <= 2048 and digest["text"]["mentioned_list"] == ["@all"]
+    assert re.search(r"and \d+ more: http://\S+/deliveries/\?digest=dig_[0-9a-f]+", content)
+    assert "<font" not in content
+    # A filter value that is not a digest id is no filter.
+    assert "The deliveries one digest message carried" not in login.get("/deliveries/?digest=dig_%3Cx%3E").text
