@@ -232,6 +232,9 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         "LOGIN_FAILURES_PER_ADDRESS": _positive(env, "LOGIN_FAILURES_PER_ADDRESS", 30),
         "LOGIN_FAILURE_WINDOW": _positive(env, "LOGIN_FAILURE_WINDOW", 15 * 60),
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
+        # The admin's address as the merchant's browser reaches it: links in messages (a digest's
+        # "and 12 more" opens its deliveries there).
+        "PUBLIC_URL": (env.get("PUBLIC_URL") or "http://127.0.0.1:5000").strip(),
         # Set by `make run`: the receiver demo, offered on the notifications page as a first WebHook.
         "RECEIVER_DEMO_URL": env.get("RECEIVER_DEMO_URL") or None,
         "RECEIVER_DEMO_SECRET": env.get("RECEIVER_DEMO_SECRET") or None,

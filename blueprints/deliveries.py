@@ -14,8 +14,8 @@ from forms import ActionForm
 from models import Channel, Delivery, DeliveryStatus, Event
 from models.base import local_to_utc, utcnow
 from notify import channels as channel_service
-from notify import dispatch, history, hooks, reasons, recovery, shop_settings
-from notify.filters import DeliveryFilter, parse_search
+from notify import digests, dispatch, history, hooks, reasons, recovery, shop_settings
+from notify.filters import DeliveryFilter, parse_digest, parse_search
 
 bp = Blueprint("deliveries", __name__, url_prefix="/deliveries")
 PAGE_SIZE = 50
@@ -99,7 +99,8 @@ def redeliver_filtered():
 def _filter(source) -> tuple[DeliveryFilter, dict, dict]:
     """The filter in `source` (query string or form): the parsed filter, the values given (to
     carry into links and forms), and the errors to show (a malformed date is explained and ignored)."""
-    args = {name: (source.get(name) or "").strip() for name in ("q", "status", "channel", "hook", "since", "until")}
+    args = {name: (source.get(name) or "").strip()
+            for name in ("q", "status", "channel", "hook", "since", "until", "digest")}
     # Days are the merchant's days (their time zone), compared with UTC timestamps.
     tz = shop_settings.effective().timezone
     since, until = _day(args["since"], tz), _day(args["until"], tz, end=True)
@@ -107,10 +108,13 @@ def _filter(source) -> tuple[DeliveryFilter, dict, dict]:
     for name, value in (("since", since), ("until", until)):
         if value is False:
             date_errors[name] = _("Use a date like 2026-11-27.")
+    # Only a digest id filters (and is shown as the filter); anything else is no filter.
+    args["digest"] = parse_digest(args["digest"]) or ""
     # A channel id is a small integer; anything else (or beyond what the column holds) is no filter.
     channel_id = int(args["channel"]) if args["channel"].isdigit() and len(args["channel"]) <= 9 else None
     selected = DeliveryFilter(status=args["status"] or None, channel_id=channel_id, hook=args["hook"] or None,
-                              since=since or None, until=until or None, search=parse_search(args["q"]))
+                              since=since or None, until=until or None, search=parse_search(args["q"]),
+                              digest=args["digest"] or None)
     return selected, {name: value for name, value in args.items() if value}, date_errors
 
 
@@ -192,7 +196,8 @@ def detail(delivery_id: str):
     event = history.load_event(delivery.event_id)
     curl, no_curl = history.curl_for(delivery)
     return _page(render_template("deliveries/detail.html", delivery=delivery, event=event, curl=curl,
-                                 no_curl=no_curl, revealed=False, action_form=ActionForm()))
+                                 no_curl=no_curl, revealed=False, action_form=ActionForm(),
+                                 digest=digests.carried_by(delivery)))
 
 
 @bp.route("/<delivery_id>/curl", methods=["POST"])
@@ -205,7 +210,7 @@ def reveal_curl(delivery_id: str):
     event = history.load_event(delivery.event_id)
     curl, no_curl = history.curl_for(delivery, reveal=True)
     page = render_template("deliveries/detail.html", delivery=delivery, event=event, curl=curl, no_curl=no_curl,
-                           revealed=True, action_form=ActionForm())
+                           revealed=True, action_form=ActionForm(), digest=digests.carried_by(delivery))
     return _page(page), 200, {"Cache-Control": "no-store"}
 
 
@@ -226,5 +231,5 @@ def result(delivery_id: str):
     """The result panel alone, polled by the detail page until the delivery settles."""
     delivery = _load(delivery_id)
     response = _page(render_template("deliveries/_result.html", delivery=delivery,
-                                     is_test=history.is_test(delivery.event_id)))
+                                     is_test=history.is_test(delivery.event_id), digest=digests.carried_by(delivery)))
     return response, 200, {"X-Delivery-Final": "1" if delivery.is_final else "0", "Cache-Control": "no-store"}

@@ -1,7 +1,7 @@
 """Events, their deliveries (one per event and channel) and every attempt at a delivery."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy import false as sa_false
@@ -116,6 +116,20 @@ class Delivery(db.Model):
     def shown_error(self) -> str | None:
         """The last error in words, in the current language (a row without a code: as stored)."""
         return reasons.show(self.last_error_code, self.last_error)
+
+    @property
+    def waits_for_digest_at(self) -> datetime | None:
+        """When the digest this active delivery waits for is due (notify.digests), else None. A
+        folded one comes back by itself a backstop after the digest's slot; this is the slot."""
+        if self.status not in (DeliveryStatus.PENDING, DeliveryStatus.RETRYING) or self.next_attempt_at is None:
+            return None
+        if self.fold == "rate":
+            from notify.ratelimit import BACKSTOP
+
+            return self.next_attempt_at - timedelta(seconds=BACKSTOP)
+        if self.fold in ("lead", "quiet"):
+            return self.next_attempt_at
+        return None
 
     @property
     def waits_for_rate_limit(self) -> bool:

@@ -218,7 +218,8 @@ class CannotRedeliver(ValueError):
 
 def redeliver(delivery_id: str) -> None:
     """One more attempt of a delivery, now, with the same `X-Apsdai-Delivery` (so a receiver that
-    already has it can recognise it). A delivery waiting for a retry is simply brought forward.
+    already has it can recognise it), on its own: never folded into a digest. A delivery waiting
+    for a retry (or for a digest) is simply brought forward.
     Commits; raises `CannotRedeliver` when there is nothing to send it to or it is being sent.
 
     The change is one conditional UPDATE on the status and attempt count that were read: a worker
@@ -230,8 +231,10 @@ def redeliver(delivery_id: str) -> None:
         raise CannotRedeliver(_("it is being sent right now"))
     now = utcnow()
     seen_status, seen_count, channel_id = delivery.status, delivery.attempt_count, delivery.channel_id
+    # `fold="alone"`: the merchant asked for this one event, so it is sent on its own, never folded
+    # into a digest (and no longer waits for one); the attempt clears it (notify.digests).
     values = dict(status=DeliveryStatus.RETRYING if seen_count else DeliveryStatus.PENDING, next_attempt_at=now,
-                  updated_at=now)
+                  updated_at=now, fold="alone")
     if seen_status in DeliveryStatus.FINAL:
         values["max_attempts"] = seen_count + 1
     changed = db.session.execute(

@@ -1,5 +1,6 @@
 """What the deliveries page's filter selects: by result, channel, hook, the merchant's days, and
-one search box that takes an order number, an event id (`evt_…`) or a delivery id (`dlv_…`).
+one search box that takes an order number, an event id (`evt_…`) or a delivery id (`dlv_…`), and
+the deliveries of one digest message (`digest=dig_…`, the link in the digest).
 
 Every figure the page shows about a filter (the list, its count, the preview of sending them all
 again) is a query over the same `conditions()`, so they always agree. Each query reads an index
@@ -14,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import func, literal, select
 
 from extensions import db
-from models import Delivery, DeliveryStatus, Event
+from models import Attempt, Delivery, DeliveryStatus, Event
 from models.deliveries import ORDER_NO_LENGTH
 from notify import hooks
 
@@ -23,6 +24,13 @@ from notify import hooks
 COUNT_CAP = 10_000
 
 _ID = re.compile(r"(evt|dlv)_[0-9a-f]{12,36}")
+_DIGEST = re.compile(r"dig_[0-9a-f]{12,36}")
+
+
+def parse_digest(text: str | None) -> str | None:
+    """A digest id (`dig_…`, notify.digests) as the filter takes it, or None (no filter)."""
+    text = (text or "").strip().lower()
+    return text if _DIGEST.fullmatch(text) else None
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class DeliveryFilter:
     since: datetime | None = None
     until: datetime | None = None
     search: Search | None = None
+    # The deliveries one digest message carried (their attempts share its id).
+    digest: str | None = None
 
     def conditions(self) -> list:
         """The WHERE clauses on `Delivery` (an unknown status or hook is no filter)."""
@@ -78,6 +88,9 @@ class DeliveryFilter:
             where.append(column(Delivery.created_at) >= self.since)
         if self.until:
             where.append(column(Delivery.created_at) < self.until)
+        if self.digest is not None:
+            where.append(Delivery.id.in_(select(Attempt.delivery_id).where(Attempt.digest_id == self.digest)
+                                         .scalar_subquery()))
         if self.search is not None:
             if self.search.kind == "delivery":
                 where.append(Delivery.id == self.search.value)

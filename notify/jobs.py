@@ -28,7 +28,7 @@ from sqlalchemy.orm import joinedload
 from extensions import db
 from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
-from notify import metrics, queue, ratelimit, reasons, signing
+from notify import digests, metrics, queue, ratelimit, reasons, signing
 from notify.reasons import Reason, reason
 from notify.channels import (PERMANENT, SUCCESS, TRANSIENT, CannotPrepare, DeliverySettings, OutgoingRequest,
                                Outcome, transport_for)
@@ -177,6 +177,10 @@ class InFlight:
     request: OutgoingRequest
     claim_token: str
     sent: bool = True  # False: an error stopped it before anything went out
+    # A digest (notify.digests): its id, and on the delivery whose request carries it, the other
+    # deliveries it carries (each gets an attempt with the same outcome).
+    digest_id: str | None = None
+    members: list | None = None
 
 
 @dataclass
@@ -229,9 +233,12 @@ class Drain:
         self.per_channel: dict[int, int] = defaultdict(int)
         self.done: list[tuple[InFlight, Outcome]] = []
         self.cancelled: list[tuple[str, str, str, Reason]] = []  # delivery id, claim token, channel kind, reason
-        # Over a service's rate limit: (delivery id, claim token, channel id, attempts so far, seconds to wait).
-        self.deferred: list[tuple[str, str, int, int, float]] = []
+        # Over a service's rate limit: (delivery id, claim token, channel id, attempts so far, seconds to wait,
+        # `Delivery.fold`: None for its own slot, else why it is parked for a digest).
+        self.deferred: list[tuple[str, str, int, int, float, str | None]] = []
         self.attention: dict[int, bool] = {}  # channel id → needs_attention as loaded
+        # Deliveries of a batch (by its claim token) that a digest took along (notify.digests).
+        self.digested: dict[str, set[str]] = {}
         self.failing: dict[int, bool] = {}  # channel id → whether a run of failures is under way
         self.last_flush = time.monotonic()
         self.sent = 0
@@ -339,6 +346,8 @@ class Drain:
 
     def _start(self, delivery: Delivery, transports: dict[int, Transport], token: str) -> None:
         """Build one delivery's request and hand it to a sender thread (or cancel or defer it)."""
+        if delivery.id in self.digested.get(token, ()):
+            return  # a digest of its batch carries it
         channel = delivery.channel
         if channel is None or (not channel.enabled and not delivery.event.is_test):
             self.cancelled.append((delivery.id, token, delivery.channel_kind,
@@ -349,12 +358,17 @@ class Drain:
             transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
             self.attention[channel.id] = channel.needs_attention
             self.failing[channel.id] = channel.failing_since is not None
-        if transport.rate_limit:
-            wait_for = ratelimit.reserve(ratelimit.robot_key(transport.rate_key()),
-                                         f"{delivery.id}:{delivery.attempt_count + 1}", *transport.rate_limit)
-            if wait_for > 0:
+        if transport.paced:
+            verdict = digests.pace(transport, delivery)
+            if verdict.kind in (ratelimit.FOLD, ratelimit.LEADER):
+                # Not an attempt: it waits for a digest, parked in the database (notify.digests).
+                self.deferred.append(digests.parked(delivery, token, verdict))
+                return
+            if verdict.wait > 0:
                 # Not an attempt: it waits for its slot, which is kept for it.
-                self.deferred.append((delivery.id, token, channel.id, delivery.attempt_count, wait_for))
+                self.deferred.append((delivery.id, token, channel.id, delivery.attempt_count, verdict.wait, None))
+                return
+            if verdict.kind == ratelimit.DIGEST and digests.start(self, delivery, transport, token):
                 return
         item = InFlight(delivery.id, channel.id, channel.kind, delivery.attempt_count + 1,
                         delivery.max_attempts, utcnow(), transport.prepare(delivery.event, delivery, signing.now_ms()),
@@ -442,7 +456,7 @@ class Drain:
     def _results(self, now: datetime) -> list[_Result]:
         """What to write for every finished, cancelled and deferred delivery."""
         results = []
-        for item, outcome in self.done:
+        for item, outcome in digests.expand(self.done):
             try:
                 results.append(self._result(item, outcome, now))
             except JobTimeoutException:
@@ -460,9 +474,9 @@ class Drain:
                                                             last_error=why.english(), last_error_code=why.to_json(),
                                                             lease_until=None, claim_token=None, updated_at=now),
                                    finished=channel_kind))
-        for delivery_id, token, channel_id, attempt_count, wait_for in self.deferred:
+        for delivery_id, token, channel_id, attempt_count, wait_for, fold in self.deferred:
             results.append(_Result(delivery_id, token, dict(
-                id=delivery_id, lease_until=None, claim_token=None, updated_at=now,
+                id=delivery_id, lease_until=None, claim_token=None, updated_at=now, fold=fold,
                 next_attempt_at=now + timedelta(seconds=wait_for),
                 status=DeliveryStatus.RETRYING if attempt_count else DeliveryStatus.PENDING),
                 retry=(channel_id, delivery_id, time.time() + wait_for)))
@@ -479,9 +493,12 @@ class Drain:
             request_url=_storable(request.shown_url), request_headers=_storable_headers(request.masked_headers),
             request_body=_storable(request.body_text()), response_status=outcome.status,
             response_headers=_storable_headers(outcome.response_headers),
-            response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error, error_code=error_code)
+            response_body=_storable(outcome.response_body), outcome=outcome.kind, error=error, error_code=error_code,
+            digest_id=item.digest_id)
+        # An attempt was made: it no longer waits for a digest (a retry is paced, and may fold, again).
         row = dict(id=item.delivery_id, attempt_count=item.number, last_status_code=outcome.status,
-                   last_error=error, last_error_code=error_code, lease_until=None, claim_token=None, updated_at=now, next_attempt_at=None)
+                   last_error=error, last_error_code=error_code, lease_until=None, claim_token=None, updated_at=now,
+                   next_attempt_at=None, fold=None)
         retry = None
         if outcome.kind == SUCCESS:
             row.update(status=DeliveryStatus.DELIVERED, delivered_at=now)

@@ -27,6 +27,7 @@ from babel.numbers import format_currency, format_decimal
 from flask import current_app
 from flask_babel import force_locale, get_locale
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from notify import hooks, shop_settings
 
@@ -350,13 +351,7 @@ def escape_markdown(value) -> str:
     return _EMPHASIS_UNDERSCORE.sub("＿", text) if "_" in text else text
 
 
-def render(template: str, summary: Summary, **context) -> str:
-    """Render `template` for this summary: a name from the template loader (`channels/<kind>/…`),
-    or a bare file name in `templates/messages/`. Every value is escaped for the
-    template's target by its extension: `.md` through `escape_markdown()` (each `{{ … }}`, so
-    only the template's own text makes markup), `.html` by Jinja's HTML autoescaping, `.txt` as
-    it is (the summary's values are already one line each). Message templates are laid out line
-    by line, so block tags do not leave their own line breaks behind."""
+def _environment(template: str):
     app = current_app._get_current_object()
     markdown = template.endswith(".md")
     key = "merchant_notify.message_env.markdown" if markdown else "merchant_notify.message_env"
@@ -367,7 +362,17 @@ def render(template: str, summary: Summary, **context) -> str:
             options["finalize"] = escape_markdown
         env = app.extensions[key] = app.jinja_env.overlay(**options)
     name = template if "/" in template else f"messages/{template}"
-    return env.get_template(name).render(s=summary, **context).strip()
+    return env.get_template(name)
+
+
+def render(template: str, summary: Summary, **context) -> str:
+    """Render `template` for this summary: a name from the template loader (`channels/<kind>/…`),
+    or a bare file name in `templates/messages/`. Every value is escaped for the
+    template's target by its extension: `.md` through `escape_markdown()` (each `{{ … }}`, so
+    only the template's own text makes markup), `.html` by Jinja's HTML autoescaping, `.txt` as
+    it is (the summary's values are already one line each). Message templates are laid out line
+    by line, so block tags do not leave their own line breaks behind."""
+    return _environment(template).render(s=summary, **context).strip()
 
 
 def merchant_locale():
@@ -385,3 +390,135 @@ def truncate_utf8(text: str, max_bytes: int, note: str = "") -> str:
     tail = note.encode("utf-8")
     keep = raw[:max(0, max_bytes - len(tail))].decode("utf-8", errors="ignore")
     return keep + note
+
+
+# -- digests ------------------------------------------------------------------------------------
+# One event of a digest, in words: the facts of its line and what its headline adds up.
+@dataclass
+class DigestLine:
+    number: str
+    product: str
+    amount: str
+
+
+@dataclass
+class DigestGroup:
+    """The events of one hook in a digest: a headline with their count and sum, one line each."""
+    hook: str
+    hook_label: str
+    state: str
+    headline: str
+    lines: list[DigestLine] = field(default_factory=list)
+
+
+@dataclass
+class Digest:
+    """Several waiting events sent as one message (notify.digests): a headline per hook, one line
+    per event, and a link to the deliveries it carried (`link`). `listed(n)` is what a renderer
+    shows when only `n` lines fit the service's size limit; the rest is "and N more"."""
+    id: str
+    title: str
+    groups: list[DigestGroup]
+    count: int
+    first: str  # the time of the oldest event, and of the newest, in the merchant's time zone
+    last: str
+    link: str
+    timezone: str = "UTC"
+    shop: str = ""
+
+    @property
+    def subject(self) -> str:
+        return " ".join(f"[{self.shop}] {self.title}".split())
+
+    def listed(self, n: int) -> list[tuple[DigestGroup, list[DigestLine]]]:
+        """The groups with their first lines, `n` lines in all (oldest first within each hook)."""
+        shown = []
+        for group in self.groups:
+            if n <= 0:
+                break
+            shown.append((group, group.lines[:n]))
+            n -= len(shown[-1][1])
+        return shown
+
+
+# The headline of each hook's part of a digest: how many, and what happened to them.
+def _digest_counts(hook: str, n: int, num: str) -> str:
+    texts = {
+        "order_create_hook": ngettext("%(count)s new order", "%(count)s new orders", n, count=num),
+        "order_pay_hook": ngettext("%(count)s order paid", "%(count)s orders paid", n, count=num),
+        "order_cancel_hook": ngettext("%(count)s order cancelled", "%(count)s orders cancelled", n, count=num),
+        "order_refund_hook": ngettext("%(count)s order refunded", "%(count)s orders refunded", n, count=num),
+        "order_out_of_stock_hook": ngettext("%(count)s order paid but out of stock",
+                                            "%(count)s orders paid but out of stock", n, count=num),
+        "order_finish_hook": ngettext("%(count)s order completed", "%(count)s orders completed", n, count=num),
+    }
+    return texts[hook]
+
+
+def digest(digest_id: str, events: list[tuple[str, object, datetime]], link: str) -> Digest:
+    """A `Digest` of order events `(hook, data, created_at)`, in the current locale (see
+    `merchant_locale()`), oldest first. Tolerant of any data, as `summarize()`: every value from
+    it passes through `line()`. Amounts are added up per currency (a digest may hold orders in
+    several: "¥4,560.00 + US$12.00"); an amount that cannot be read shows as "?" on its line and
+    is left out of the sum."""
+    settings = shop_settings.effective()
+    fmt = _Format(str(get_locale()), settings.timezone)
+    events = sorted(events, key=lambda e: e[2])
+    groups: dict[str, DigestGroup] = {}
+    sums: dict[str, dict[str, Decimal]] = {}
+    for hook_name, data, _created in events:
+        hook = hooks.get(hook_name)
+        group = groups.get(hook_name)
+        if group is None:
+            group = groups[hook_name] = DigestGroup(hook_name, str(hook.label), _ORDER_STATES.get(hook_name, NEUTRAL),
+                                                    "")
+            sums[hook_name] = {}
+        order = _object(_object(data).get("order"))
+        product = _product(order.get("product"))
+        currency = order.get("currency")
+        code = "CNY" if currency is None or currency == "" else (currency.upper() if isinstance(currency, str) else "")
+        amount = _decimal(order.get("amount"))
+        if amount is not None and _CURRENCY_CODE.fullmatch(code):
+            sums[hook_name][code] = sums[hook_name].get(code, Decimal(0)) + amount
+        group.lines.append(DigestLine(line(order.get("order_no")) or "?",
+                                      line(product.get("name")) or line(product.get("path")) or "?",
+                                      fmt.money(order.get("amount"), currency)))
+    for hook_name, group in groups.items():
+        n = len(group.lines)
+        total = " + ".join(format_currency(value, code, locale=fmt.locale) for code, value in sorted(sums[hook_name].items()))
+        counted = _digest_counts(hook_name, n, format_decimal(n, locale=fmt.locale))
+        group.headline = _("%(what)s — %(total)s", what=counted, total=total) if total else counted
+    ordered = list(groups.values())
+    count = len(events)
+    title = ordered[0].headline if len(ordered) == 1 else ngettext(
+        "%(count)s order notification", "%(count)s order notifications", count, count=format_decimal(count, locale=fmt.locale))
+
+    def when(moment: datetime) -> str:
+        return fmt.when(moment.replace(tzinfo=timezone.utc).isoformat()) if isinstance(moment, datetime) else ""
+
+    return Digest(digest_id, title, ordered, count, when(events[0][2]) if events else "",
+                  when(events[-1][2]) if events else "", link, settings.timezone, settings.shop_name)
+
+
+def render_digest(template: str, d: Digest, listed: int, **context) -> str:
+    """Render `templates/messages/<template>` for a digest showing `listed` of its lines, escaped
+    as `render()` escapes (the digest's values are one line each already)."""
+    more = max(0, d.count - listed)
+    return _environment(template).render(d=d, shown=d.listed(listed), more=more,
+                                         more_text=format_decimal(more, locale=str(get_locale())),
+                                         **context).strip()
+
+
+def fit_lines(size, total: int, max_bytes: int) -> int:
+    """The most lines (0 to `total`) for which `size(n)`, the size of the message listing n lines,
+    is within `max_bytes`: a binary search (a message's size grows with its lines)."""
+    if size(total) <= max_bytes:
+        return total
+    low, high = 0, total  # size(low) fits (or nothing does), size(high) does not
+    while high - low > 1:
+        middle = (low + high) // 2
+        if size(middle) <= max_bytes:
+            low = middle
+        else:
+            high = middle
+    return low

@@ -18,6 +18,10 @@ ATTEMPTS = Counter("merchant_notify_attempts_total", "Delivery attempts, by chan
                    "(success, transient, permanent).", ["channel_kind", "outcome"])
 FINISHED = Counter("merchant_notify_deliveries_finished_total", "Deliveries that reached a final state, by channel "
                    "kind and status (delivered, failed, dead, cancelled).", ["channel_kind", "status"])
+DIGESTS = Counter("merchant_notify_digests_total", "Digest messages sent (several waiting events in one message), "
+                  "by channel kind.", ["channel_kind"])
+FOLDED = Counter("merchant_notify_folded_deliveries_total", "Deliveries sent in a digest, by channel kind.",
+                 ["channel_kind"])
 DURATION = Histogram("merchant_notify_attempt_duration_seconds", "How long one attempt took, from sending to the "
                      "answer or the error.", ["channel_kind"],
                      buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
@@ -74,7 +78,7 @@ def render() -> bytes:
 
         multiprocess.MultiProcessCollector(registry)
     else:
-        for metric in (ATTEMPTS, FINISHED, DURATION):
+        for metric in (ATTEMPTS, FINISHED, DIGESTS, FOLDED, DURATION):
             registry.register(metric)
     registry.register(BacklogCollector())
     return generate_latest(registry)

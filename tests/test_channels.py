@@ -164,15 +164,17 @@ def test_dingtalk_throttle_answer_waits_ten_minutes(app, worker, dingtalk, make_
 
 
 def test_a_burst_to_one_robot_is_paced_never_throttled(app, worker, dingtalk, make_channel, monkeypatch, login):
-    """60 events at once: 20 a minute reach the robot, the rest wait their turn; none is lost and
-    the fake never answers 130101. Time runs 20x faster for the fake, and the limiter's window is
-    shortened to match (3 s for DingTalk's 60)."""
+    """60 stock alarms at once (alarms are never folded into digests: tests/test_digests.py has
+    orders): 20 a minute reach the robot, the rest wait their turn; none is lost and the fake never
+    answers 130101. Time runs 20x faster for the fake, and the limiter's window is shortened to
+    match (3 s for DingTalk's 60), through the older one-window `rate_limit` attribute."""
     start = time.time()
     dingtalk.clock = lambda: start + (time.time() - start) * 20
     monkeypatch.setattr(DingTalkTransport, "rate_limit", (20, 3.0))
-    make_channel("dingtalk", {"url": dingtalk.add_robot(TOKEN)}, hooks_=["order_create_hook"])
+    make_channel("dingtalk", {"url": dingtalk.add_robot(TOKEN)}, hooks_=["stock_alarm_hook"])
     with app.app_context():
-        ids = [dispatch.emit("order_create_hook", SAMPLE).delivery_ids[0] for _ in range(60)]
+        alarm = hooks.get("stock_alarm_hook").sample
+        ids = [dispatch.emit("stock_alarm_hook", alarm).delivery_ids[0] for _ in range(60)]
     worker()  # the first 20 go at once; the others wait for their slots
     assert len(dingtalk.robots[TOKEN].messages) == 20
     assert "Waiting for its turn: the robot accepts 20 messages a minute" in login.get(f"/deliveries/{ids[-1]}").text

@@ -12,10 +12,10 @@ import pytest
 
 import tests.fakes
 from extensions import db
-from models import Channel, Delivery, DeliveryStatus
+from models import Attempt, Channel, Delivery, DeliveryStatus
 from models.base import utcnow
 from notify import channels as channel_service
-from notify import dispatch, hooks, messages, settings_io
+from notify import dispatch, hooks, messages, ratelimit, settings_io
 from notify.channels.feishu.transport import FeishuTransport, sign
 
 TOKEN = "b2c7e1f4-93a0-4d6e-8f15-7a2c9d0e3b48"
@@ -66,9 +66,16 @@ def test_signature_is_feishus_not_dingtalks():
     assert sign("SECtest", 1700000000) != dingtalk_style
 
 
-def test_limits_are_declared_for_both_windows():
-    assert FeishuTransport.rate_limits == ((100, 60.0), (5, 1.0))
-    assert FeishuTransport.rate_limit == (100, 60.0)
+def test_the_shared_limiter_keeps_both_windows(app):
+    """5 a second and 100 a minute per bot: the sixth message in a second waits for a slot past the
+    short window, though the minute's window has room (a real Redis, the Lua limiter)."""
+    assert FeishuTransport.limits() == ((100, 60.0), (5, 1.0))
+    pacing = ratelimit.Pacing.of(FeishuTransport)
+    with app.app_context():
+        key = ratelimit.robot_key("feishu-limiter-test")
+        verdicts = [ratelimit.reserve(key, f"r{n}", pacing) for n in range(6)]
+    assert [v.wait for v in verdicts[:5]] == [0.0] * 5
+    assert verdicts[5].wait > 0.5
 
 
 # -- delivery -----------------------------------------------------------------------------------
@@ -202,18 +209,42 @@ def test_an_over_long_message_is_shortened_not_refused(app, worker, feishu, make
     assert len(feishu.requests[0].raw) <= 20000
 
 
-def test_a_burst_is_paced_by_the_shared_limiter(app, worker, feishu, make_channel, monkeypatch):
-    """The limiter reads `rate_limit`; shortened here to 5 in 3 s so the test does not wait a
-    minute. Five go at once, the sixth waits for its slot: the fake never answers 11232."""
-    monkeypatch.setattr(FeishuTransport, "rate_limit", (5, 3.0))
-    make_channel("feishu", {"url": feishu.add_bot(TOKEN)}, hooks_=["order_create_hook"])
+def test_a_burst_is_paced_by_the_shared_limiter(app, worker, feishu, make_channel):
+    """Six stock alarms at once (alarms never fold into digests): five go, the sixth waits for the
+    5-a-second window, and the fake, which enforces both of Feishu's limits, never answers 11232."""
+    make_channel("feishu", {"url": feishu.add_bot(TOKEN)}, hooks_=["stock_alarm_hook"])
     with app.app_context():
-        ids = [dispatch.emit("order_create_hook", hooks.get("order_create_hook").sample).delivery_ids[0]
+        ids = [dispatch.emit("stock_alarm_hook", hooks.get("stock_alarm_hook").sample).delivery_ids[0]
                for _ in range(6)]
     worker()
     assert len(feishu.bots[TOKEN].messages) == 5
     worker(until=settled(app, ids), timeout=30)
     assert len(feishu.bots[TOKEN].messages) == 6 and feishu.bots[TOKEN].limited_count == 0
+
+
+def test_orders_under_pressure_arrive_as_digest_cards(app, worker, feishu, make_channel, monkeypatch):
+    """Past the single budget (one here, so the test needs no minute), waiting orders are folded
+    into cards: a headline with the count, a line per order, each delivery recorded with the digest."""
+    monkeypatch.setattr(FeishuTransport, "fold_budget", (1, 3.0))
+    monkeypatch.setattr(FeishuTransport, "digest_spacing", 0.3)
+    make_channel("feishu", {"url": feishu.add_bot(TOKEN)}, hooks_=["order_pay_hook"])
+    numbers = [f"FS20261201{n:04d}" for n in range(40)]
+    sample = hooks.get("order_pay_hook").sample
+    with app.app_context():
+        ids = [dispatch.emit("order_pay_hook", {"order": dict(sample["order"], order_no=no)}).delivery_ids[0]
+               for no in numbers]
+    worker(until=settled(app, ids), timeout=30)
+    bot = feishu.bots[TOKEN]
+    assert bot.limited_count == 0 and len(bot.messages) < 10
+    cards = [m for m in bot.messages if "orders paid" in markdown(m)]
+    assert cards and all(m["card"]["header"]["template"] == "green" for m in cards)
+    shown = "\n".join(markdown(m) for m in bot.messages)
+    assert all(no in shown for no in numbers)  # every order number reached the group
+    with app.app_context():
+        rows = db.session.execute(db.select(Delivery.status, Attempt.digest_id).join(Attempt)
+                                  .where(Delivery.id.in_(ids))).all()
+    assert len(rows) == 40 and {status for status, _ in rows} == {"delivered"}
+    assert sum(1 for _, digest_id in rows if digest_id) >= 30
 
 
 # -- settings -----------------------------------------------------------------------------------

@@ -122,9 +122,19 @@ class Transport:
 
     kind: ClassVar[str]
     label: ClassVar[object]
-    # (messages, seconds): at most that many messages in any window of that length to one
-    # `rate_key()`, across all workers (notify.ratelimit). None: no limit.
+    # ((messages, seconds), …): at most that many messages in any window of that length to one
+    # `rate_key()`, across all workers, for every window (notify.ratelimit). Empty: no limit.
+    rate_limits: ClassVar[tuple[tuple[int, float], ...]] = ()
+    # The older form, one window: read when set, so a kind declaring `rate_limit = (n, w)` still works.
     rate_limit: ClassVar[tuple[int, float] | None] = None
+    # Whether waiting events may be folded into one digest message when the limit is under
+    # pressure (notify.digests). A WebHook never folds: each event is its own signed request.
+    folds: ClassVar[bool] = False
+    # For a kind that folds, when a single message still goes on its own: while fewer than
+    # `fold_budget` = (n, seconds) messages went in that window (None: half the first limit), and
+    # digests at least `digest_spacing` seconds after the previous message (None: window / limit).
+    fold_budget: ClassVar[tuple[int, float] | None] = None
+    digest_spacing: ClassVar[float | None] = None
 
     def __init__(self, channel: "Channel", settings: DeliverySettings):
         self.channel = channel
@@ -152,6 +162,22 @@ class Transport:
 
     def rate_key(self) -> str:
         """What the service's rate limit counts by (a robot's credential)."""
+        raise NotImplementedError
+
+    @classmethod
+    def limits(cls) -> tuple[tuple[int, float], ...]:
+        """The kind's rate-limit windows: `rate_limit` when a kind still sets it, else `rate_limits`."""
+        return (tuple(cls.rate_limit),) if cls.rate_limit else tuple(cls.rate_limits)
+
+    @property
+    def paced(self) -> bool:
+        """Whether sending to this kind goes through the limiter (it has a limit, or folds)."""
+        return self.folds or bool(self.limits())
+
+    def prepare_digest(self, digest, timestamp_ms: int) -> OutgoingRequest:
+        """One request carrying a `notify.messages.Digest`: its headline per hook and as many of
+        its lines as fit the service's size limit, then "and N more" with a link to all of them.
+        Only kinds with `folds` implement it."""
         raise NotImplementedError
 
     @classmethod

@@ -47,7 +47,9 @@ class RobotTransport(Transport):
     # several (Feishu and Lark) lists them all in `official_hosts`.
     official_host: str
     official_hosts: tuple[str, ...] = ()
-    rate_limit = (20, 60.0)
+    rate_limits = ((20, 60.0),)
+    # Order events waiting for a slot are folded into digests (notify.digests).
+    folds = True
     # Which mention kinds this service supports: "all", "mobiles", "user_ids".
     mention_kinds: tuple[str, ...] = ("all", "mobiles")
     # errcode → (kind, the reason's code in notify.reasons, seconds to wait before retrying)
@@ -197,8 +199,18 @@ class RobotTransport(Transport):
     def request_url(self, timestamp_ms: int) -> str:
         return self.channel.config.get("url", "")
 
+    def build_digest(self, digest) -> dict:
+        """The JSON message for a `notify.messages.Digest`."""
+        raise NotImplementedError
+
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
-        body = encode({**self.signed_fields(timestamp_ms), **self.build(event)})
+        return self._request(self.build(event), timestamp_ms)
+
+    def prepare_digest(self, digest, timestamp_ms: int) -> OutgoingRequest:
+        return self._request(self.build_digest(digest), timestamp_ms)
+
+    def _request(self, message: dict, timestamp_ms: int) -> OutgoingRequest:
+        body = encode({**self.signed_fields(timestamp_ms), **message})
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "merchant-notify"}
         url = self.request_url(timestamp_ms)
         return OutgoingRequest("POST", url, headers, body, dict(headers), masked_url=self.mask_url(url))

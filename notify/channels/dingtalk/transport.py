@@ -6,10 +6,10 @@ from urllib.parse import quote_plus
 
 from flask_babel import lazy_gettext as _l
 
-from notify import messages, signing
+from notify import hooks, messages, signing
 from notify.reasons import reason
 from notify.channels.base import PERMANENT, TRANSIENT
-from notify.channels.robot import RobotTransport
+from notify.channels.robot import RobotTransport, encode
 
 MAX_BYTES = 20000
 KEYWORD_PREFIX, KEYWORD_SUFFIX = "prefix", "suffix"
@@ -75,24 +75,34 @@ class DingTalkTransport(RobotTransport):
         return f"{url}&timestamp={timestamp_ms}&sign={quote_plus(signing.sign_base64(self.channel.secret, timestamp_ms))}"
 
     def build(self, event) -> dict:
-        config = self.channel.config
         summary = self.summary(event)
         mentions = self.mentions(event)
         with messages.merchant_locale():
             rendered = messages.render("channels/robot.md", summary)
-        keyword = (config.get("keyword") or "").strip()
-        suffix = config.get("keyword_position") == KEYWORD_SUFFIX
-
-        def message(content: str) -> dict:
-            title, text = summary.title, content
-            if keyword:
-                title = f"{title} {keyword}" if suffix else f"{keyword} {title}"
-                text = f"{text}\n\n{keyword}" if suffix else f"{keyword}\n\n{text}"
-            if mentions["mobiles"]:
-                # DingTalk only notifies a mobile that also appears as @mobile in the text.
-                text += "\n\n" + " ".join(f"@{m}" for m in mentions["mobiles"])
-            return {"msgtype": "markdown", "markdown": {"title": title, "text": text},
-                    "at": {"atMobiles": mentions["mobiles"], "isAtAll": mentions["all"]}}
-
         # Over DingTalk's size limit, the content is shortened (never the keyword or the mentions).
-        return self.shrink(message, rendered, MAX_BYTES)
+        return self.shrink(lambda content: self.message(summary.title, content, mentions),
+                           rendered, MAX_BYTES)
+
+    def message(self, title: str, text: str, mentions: dict) -> dict:
+        """The markdown message with the robot's keyword and the mentions added."""
+        config = self.channel.config
+        keyword = (config.get("keyword") or "").strip()
+        if keyword:
+            suffix = config.get("keyword_position") == KEYWORD_SUFFIX
+            title = f"{title} {keyword}" if suffix else f"{keyword} {title}"
+            text = f"{text}\n\n{keyword}" if suffix else f"{keyword}\n\n{text}"
+        if mentions["mobiles"]:
+            # DingTalk only notifies a mobile that also appears as @mobile in the text.
+            text += "\n\n" + " ".join(f"@{m}" for m in mentions["mobiles"])
+        return {"msgtype": "markdown", "markdown": {"title": title, "text": text},
+                "at": {"atMobiles": mentions["mobiles"], "isAtAll": mentions["all"]}}
+
+    def build_digest(self, digest) -> dict:
+        mentions = self.mentions_for(self.channel.config, hooks.ORDER)
+        with messages.merchant_locale():
+            def make(n: int) -> dict:
+                return self.message(digest.title, messages.render_digest("channels/robot_digest.md", digest, n),
+                                    mentions)
+
+            listed = messages.fit_lines(lambda n: len(encode(make(n))), digest.count, MAX_BYTES)
+            return make(listed)

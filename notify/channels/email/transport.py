@@ -28,6 +28,9 @@ from notify.channels.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest,
 MAX_RECIPIENTS = 20
 # This folder's templates, as the template loader names them (notify.channels.init_app).
 TEMPLATES = "channels/email/"
+# Lines of a digest an email lists; the rest are "and N more", a link to the deliveries page. An
+# email has no size limit that matters here, but a list longer than this is read on the page.
+DIGEST_LINES = 500
 # UTF-8 bytes per encoded word of a header: 52 characters of Base64, a line of at most 73 with
 # `Subject: ` and the word's own markers, so no line needs folding again.
 _WORD_BYTES = 39
@@ -137,6 +140,12 @@ def clean_recipients(raw) -> tuple[list[str], list[str]]:
 class EmailTransport(Transport):
     kind = "email"
     label = _l("Email")
+    # No limit of the server's, but one for the merchant's inbox: while a burst lasts, order
+    # events go alone while fewer than 5 messages went in the last minute, then as digests at most
+    # one a minute (docs/decisions.md). Counted per channel, not per mail account.
+    folds = True
+    fold_budget = (5, 60.0)
+    digest_spacing = 60.0
 
     def __init__(self, channel, settings):
         super().__init__(channel, settings)
@@ -175,6 +184,22 @@ class EmailTransport(Transport):
         headers = {"From": message.sender, "To": ", ".join(recipients), "Subject": summary.subject,
                    "X-Apsdai-Event": event.hook, "X-Apsdai-Delivery": delivery.id}
         # What is shown is the text part; what is sent is the whole MIME message.
+        return OutgoingRequest("SMTP", self.server.describe(), headers, messages.utf8(text), dict(headers),
+                               payload=message.as_bytes())
+
+    def rate_key(self) -> str:
+        return f"email-channel:{self.channel.id}"
+
+    def prepare_digest(self, digest, timestamp_ms: int) -> OutgoingRequest:
+        with messages.merchant_locale():
+            listed = min(digest.count, DIGEST_LINES)
+            text = messages.render_digest(TEMPLATES + "digest.txt", digest, listed)
+            html = messages.render_digest(TEMPLATES + "digest.html", digest, listed)
+        recipients = list(self.channel.config.get("recipients") or [])
+        message = Message(subject=encode_header(digest.subject), recipients=recipients, body=text, html=html,
+                          sender=self.server.sender, extra_headers={"X-Apsdai-Digest": digest.id})
+        headers = {"From": message.sender, "To": ", ".join(recipients), "Subject": digest.subject,
+                   "X-Apsdai-Digest": digest.id}
         return OutgoingRequest("SMTP", self.server.describe(), headers, messages.utf8(text), dict(headers),
                                payload=message.as_bytes())
 

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 from flask_babel import lazy_gettext as _l
 
-from notify import messages, signing
+from notify import hooks, messages, signing
 from notify.channels.base import PERMANENT, TRANSIENT
-from notify.channels.robot import RobotTransport
+from notify.channels.robot import RobotTransport, encode
 
 # A request body of at most 20 KB (20,480 bytes): the message is kept within 20,000 bytes less
 # room for the signature fields (`"timestamp":"…","sign":"…",` is 71 bytes).
@@ -45,9 +45,7 @@ class FeishuTransport(RobotTransport):
     example_url = "https://open.feishu.cn/open-apis/bot/v2/hook/…"
     # A custom bot mentions by user id (open_id ou_…, or user_id) or everyone; not by mobile.
     mention_kinds = ("all", "user_ids")
-    # 100 a minute and 5 a second per bot. `rate_limit` is the window the shared limiter reads
-    # today; `rate_limits` every window, for the limiter that keeps several.
-    rate_limit = (100, 60.0)
+    # 100 a minute and 5 a second per bot, both kept by the shared limiter (notify.ratelimit).
     rate_limits = ((100, 60.0), (5, 1.0))
     answer_reason = "feishu_code"
     errors = {
@@ -112,8 +110,27 @@ class FeishuTransport(RobotTransport):
         mentions = self.mentions(event)
         with messages.merchant_locale():
             rendered = messages.render("channels/feishu/card.md", summary)
+        return self.shrink(lambda content: self.card(summary.title, summary.state, content, mentions),
+                           rendered, MAX_BYTES - SIGNATURE_BYTES)
+
+    def build_digest(self, digest) -> dict:
+        """One card for a `notify.messages.Digest`: a headline per hook, as many order lines as fit
+        in 20 KB, then "and N more" with the link. Orange when one of its hooks warns."""
+        mentions = self.mentions_for(self.channel.config, hooks.ORDER)
+        states = {group.state for group in digest.groups}
+        state = messages.WARNING if messages.WARNING in states else (
+            states.pop() if len(states) == 1 else messages.NEUTRAL)
+        with messages.merchant_locale():
+            def make(n: int) -> dict:
+                return self.card(digest.title, state, messages.render_digest("channels/feishu/digest.md", digest, n),
+                                 mentions)
+
+            return make(messages.fit_lines(lambda n: len(encode(make(n))), digest.count, MAX_BYTES - SIGNATURE_BYTES))
+
+    def card(self, title: str, state: str, content: str, mentions: dict) -> dict:
+        """An interactive card: the title in a header of the state's colour, then the content, the
+        mentions and the keyword (never shortened: they go after the content)."""
         keyword = (self.channel.config.get("keyword") or "").strip()
-        # Mentions and the keyword are never shortened; they go after the content.
         tail = ""
         if mentions["all"]:
             tail += "<at id=all></at>"
@@ -121,17 +138,13 @@ class FeishuTransport(RobotTransport):
         if keyword:
             # As typed: Feishu looks for the keyword itself (the merchant's own setting, one line).
             tail += ("\n" if tail else "") + keyword
-
-        def message(content: str) -> dict:
-            text = f"{content}\n\n{tail}" if tail else content
-            return {"msg_type": "interactive", "card": {
-                "config": {"wide_screen_mode": True},
-                "header": {"title": {"tag": "plain_text", "content": summary.title},
-                           "template": HEADER_COLOURS.get(summary.state, "blue")},
-                "elements": [{"tag": "markdown", "content": text}],
-            }}
-
-        return self.shrink(message, rendered, MAX_BYTES - SIGNATURE_BYTES)
+        text = f"{content}\n\n{tail}" if tail else content
+        return {"msg_type": "interactive", "card": {
+            "config": {"wide_screen_mode": True},
+            "header": {"title": {"tag": "plain_text", "content": title},
+                       "template": HEADER_COLOURS.get(state, "blue")},
+            "elements": [{"tag": "markdown", "content": text}],
+        }}
 
     # -- answers -----------------------------------------------------------------------------
     def answer(self, answer) -> tuple[int, str]:

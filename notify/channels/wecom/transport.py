@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
-from notify import messages
+from notify import hooks, messages
 from notify.channels.base import PERMANENT, TRANSIENT
 from notify.channels.robot import RobotTransport
 
@@ -49,3 +49,26 @@ class WeComTransport(RobotTransport):
         tail = "".join(f"\n<@{user_id}>" for user_id in mentions["user_ids"])
         return {"msgtype": "markdown",
                 "markdown": {"content": self.fit(content, MARKDOWN_MAX_BYTES - len(tail.encode("utf-8"))) + tail}}
+
+    def build_digest(self, digest) -> dict:
+        """As `build`: markdown within 4,096 bytes, or text within 2,048 when the order group mentions
+        a mobile or everyone; as many lines as fit, then "and N more" with the link."""
+        mentions = self.mentions_for(self.channel.config, hooks.ORDER)
+        with messages.merchant_locale():
+            if mentions["all"] or mentions["mobiles"]:
+                def text(n: int) -> str:
+                    return messages.render_digest("channels/wecom/digest.txt", digest, n)
+
+                listed = messages.fit_lines(lambda n: len(text(n).encode("utf-8")), digest.count, TEXT_MAX_BYTES)
+                return {"msgtype": "text", "text": {
+                    "content": self.fit(text(listed), TEXT_MAX_BYTES),
+                    "mentioned_list": mentions["user_ids"] + (["@all"] if mentions["all"] else []),
+                    "mentioned_mobile_list": mentions["mobiles"]}}
+            tail = "".join(f"\n<@{user_id}>" for user_id in mentions["user_ids"])
+            room = MARKDOWN_MAX_BYTES - len(tail.encode("utf-8"))
+
+            def markdown(n: int) -> str:
+                return messages.render_digest("channels/wecom/digest.md", digest, n)
+
+            listed = messages.fit_lines(lambda n: len(markdown(n).encode("utf-8")), digest.count, room)
+            return {"msgtype": "markdown", "markdown": {"content": self.fit(markdown(listed), room) + tail}}
