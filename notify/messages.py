@@ -3,9 +3,9 @@
 `summarize()` turns an event into a `Summary` (a title, a state, labelled facts, the report's
 days) with amounts and times formatted for the merchant's locale and time zone. The layouts live
 with their channel kinds (`notify/channels/robot.md`, the robots' markdown; `wecom/text.txt`;
-`email/email.txt` and `email/email.html`; …), and messages that are no kind's in
-`templates/messages/`. Every transport renders through `render()`, so a hook reads the same
-everywhere.
+`email/email.txt` and `email/email.html`; the digests' `robot_digest.md`, …), as the template
+loader names them (`channels/<kind>/…`). Every transport renders through `render()` (a digest
+through `render_digest()`), so a hook reads the same everywhere.
 
 Messages carry the shop's data, never its markup. Two steps, so no path can skip one: every value
 taken from the data passes through `line()` (one line, bounded, no lone surrogates, mentions and
@@ -501,7 +501,7 @@ def digest(digest_id: str, events: list[tuple[str, object, datetime]], link: str
 
 
 def render_digest(template: str, d: Digest, listed: int, **context) -> str:
-    """Render `templates/messages/<template>` for a digest showing `listed` of its lines, escaped
+    """Render `template` (as for `render()`) for a digest showing `listed` of its lines, escaped
     as `render()` escapes (the digest's values are one line each already)."""
     more = max(0, d.count - listed)
     return _environment(template).render(d=d, shown=d.listed(listed), more=more,
