@@ -16,12 +16,12 @@ from collections import defaultdict, deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import wraps
+from functools import cache, wraps
 
 import redis
 from flask import current_app
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
@@ -73,13 +73,23 @@ STOP = threading.Event()
 
 
 
-def _claimable(now: datetime):
-    return or_(
-        and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
-             or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now + CLOCK_SKEW)),
+@cache
+def _claim_statement():
+    """`claim`'s UPDATE, built once: a drain claims a few dozen deliveries at a time, many times a
+    second, and building the statement anew cost more than running it."""
+    table = Delivery.__table__
+    c = table.c
+    claimable = or_(
+        and_(c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]),
+             or_(c.next_attempt_at.is_(None), c.next_attempt_at <= bindparam("due_by"))),
         # A worker died while sending: its lease ran out, so the attempt is made again.
-        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+        and_(c.status == DeliveryStatus.SENDING, c.lease_until < bindparam("now")),
     )
+    return (table.update()
+            .where(c.id.in_(bindparam("ids", expanding=True)), claimable)
+            .values(status=DeliveryStatus.SENDING, updated_at=bindparam("now"), claim_token=bindparam("token"),
+                    lease_until=bindparam("lease_until"))
+            .returning(c.id))
 
 
 def claim(delivery_ids: list[str]) -> tuple[str, set[str]]:
@@ -91,14 +101,9 @@ def claim(delivery_ids: list[str]) -> tuple[str, set[str]]:
     if not delivery_ids:
         return token, set()
     now = utcnow()
-    result = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), _claimable(now))
-        .values(status=DeliveryStatus.SENDING, updated_at=now, claim_token=token,
-                lease_until=now + timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"]))
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
+    result = db.session.execute(_claim_statement(), {
+        "ids": list(delivery_ids), "now": now, "due_by": now + CLOCK_SKEW, "token": token,
+        "lease_until": now + timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])})
     claimed = {row[0] for row in result}
     db.session.commit()
     return token, claimed
@@ -125,9 +130,22 @@ def _storable(text: str | None) -> str | None:
     return text
 
 
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _storable_headers(headers: dict | None) -> dict | None:
     if not headers:
         return headers
+    # Nearly always storable text as it is: one check of all of it then, not one per name and value.
+    if all(type(k) is str and type(v) is str for k, v in headers.items()):
+        joined = "".join(headers) + "".join(headers.values())
+        if "\x00" not in joined and (joined.isascii() or _encodes(joined)):
+            return dict(headers)
     return {_storable(str(k)): _storable(str(v)) for k, v in headers.items()}
 
 
@@ -212,6 +230,13 @@ def _sender_pool(size: int) -> ThreadPoolExecutor:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="deliver")
         return _pool
+
+
+@cache
+def _update_statement():
+    """UPDATE deliveries SET <each row's keys but "delivery"> WHERE id = :delivery, for an executemany."""
+    table = Delivery.__table__
+    return table.update().where(table.c.id == bindparam("delivery"))
 
 
 class Drain:
@@ -521,15 +546,21 @@ class Drain:
         if dropped:
             log.warning("dropped the results of %d deliveries claimed again since (their lease ran out): %s",
                         len(dropped), ", ".join(sorted(dropped)[:10]))
-        attempts = [r.attempt for r in results if r.attempt is not None]
-        if attempts:
-            db.session.execute(insert(Attempt), attempts)
+        # Core statements, not the ORM's bulk methods: the same SQL for a fraction of the CPU time.
         # Rows with different keys cannot share one executemany: group them by their key set.
+        attempts: dict[tuple, list[dict]] = defaultdict(list)
+        for result in results:
+            if result.attempt is not None:
+                attempts[tuple(result.attempt)].append(result.attempt)
+        for rows in attempts.values():
+            db.session.execute(Attempt.__table__.insert(), rows)
         by_keys: dict[tuple, list[dict]] = defaultdict(list)
         for result in results:
-            by_keys[tuple(sorted(result.row))].append(result.row)
+            row = dict(result.row)
+            row["delivery"] = row.pop("id")
+            by_keys[tuple(sorted(row))].append(row)
         for rows in by_keys.values():
-            db.session.execute(update(Delivery), rows)
+            db.session.execute(_update_statement(), rows)
         return {(r.delivery_id, r.claim_token) for r in results}
 
     def _write_each(self, results: list[_Result], now: datetime) -> tuple[set[tuple[str, str]], list[int]]:
