@@ -44,8 +44,12 @@ SWEEP_GRACE = timedelta(seconds=30)
 SWEEP_BATCH = 5000
 MAX_RETRY_AFTER = 24 * 3600.0
 # Attempts are written in bulk at least this often, and whenever this many are waiting.
-FLUSH_SECONDS = 0.02
+FLUSH_SECONDS = 0.05
 FLUSH_SIZE = 200
+# A claim takes up to this many held deliveries even when fewer slots are free (`Drain.start_sends`).
+CLAIM_AHEAD = 64
+# How often a busy drain checks whether more is due than it can hold, to wake another worker.
+HELP_INTERVAL = 0.25
 def in_app_context(func):
     """Run the job in its own app context, so each job gets a fresh database session that is
     removed when it ends, even in a long-lived non-forking worker."""
@@ -250,6 +254,7 @@ class Drain:
         self.pool = _sender_pool(self.max_in_flight)
         self.app = current_app._get_current_object()
         self.held: dict[int, deque[str]] = defaultdict(deque)  # channel id → popped, not yet claimed
+        self.ready: deque[tuple[Delivery, str]] = deque()  # claimed and loaded (with the claim's token), not started
         self.in_flight: dict[Future, InFlight] = {}
         self.per_channel: dict[int, int] = defaultdict(int)
         self.done: list[tuple[InFlight, Outcome]] = []
@@ -285,40 +290,77 @@ class Drain:
 
     # -- taking work --------------------------------------------------------------------------
     def held_count(self) -> int:
-        return sum(len(d) for d in self.held.values())
+        return sum(len(d) for d in self.held.values()) + len(self.ready)
 
     def refill(self) -> int:
         """Take due deliveries from Redis: enough for one more round of sends, per endpoint and in
         all. An endpoint at its cap gets none, so its backlog waits in Redis, not here."""
         limit = self.max_in_flight * 2 - len(self.in_flight) - self.held_count()
+        ready = self._ready_per_channel()
         room = {channel_id: self.per_endpoint * 2 - self.per_channel[channel_id] - len(self.held[channel_id])
-                for channel_id in set(self.per_channel) | set(self.held)}
+                - ready[channel_id] for channel_id in set(self.per_channel) | set(self.held) | set(ready)}
         popped = queue.pop_due(limit, self.per_endpoint * 2, room)
         for channel_id, delivery_id in popped:
             self.held[channel_id].append(delivery_id)
         return len(popped)
 
+    def _ready_per_channel(self) -> dict[int, int]:
+        counts: dict[int, int] = defaultdict(int)
+        for delivery, _token in self.ready:
+            counts[delivery.channel_id] += 1
+        return counts
+
     def start_sends(self) -> None:
         """Claim and send held deliveries, within the total and per-endpoint caps. Whatever goes
         wrong with one delivery (its event's data cannot be read or turned into a message, the
-        rate limiter fails) is recorded as that delivery's attempt; the others are sent."""
-        picked: list[str] = []
+        rate limiter fails) is recorded as that delivery's attempt; the others are sent.
+
+        A claim takes more than the free slots when more is held (up to CLAIM_AHEAD, and at most one
+        cap ahead per endpoint): claiming and loading cost about as much per batch as per delivery,
+        and slots free a few at a time. What does not fit yet waits in `ready`, claimed and loaded,
+        and is started first as slots free; an endpoint's next claim waits until its `ready` is
+        empty. A drain that ends gives what is ready back (`give_back`)."""
+        transports: dict[int, Transport] = {}
+        if self.ready:
+            self._start_ready(transports)
         free = self.max_in_flight - len(self.in_flight)
+        if free <= 0 or not any(self.held.values()):
+            return
+        picked: list[str] = []
+        ready = self._ready_per_channel()
+        wanted = max(free, min(CLAIM_AHEAD, self.max_in_flight)) - len(self.ready)
         for channel_id, held in self.held.items():
-            room = min(self.per_endpoint - self.per_channel[channel_id], free - len(picked))
+            if ready[channel_id] or self.per_channel[channel_id] >= self.per_endpoint:
+                # Its claimed deliveries take its next free slots (claim more later, in one go), or it
+                # is at its cap (a slow endpoint's backlog stays unclaimed, where the sweeper finds it).
+                continue
+            room = min(self.per_endpoint * 2 - self.per_channel[channel_id], wanted - len(picked))
             while held and room > 0:
                 picked.append(held.popleft())
                 room -= 1
-            if len(picked) >= free:
+            if len(picked) >= wanted:
                 break
         if not picked:
             return
         token, claimed = claim(picked)
         if not claimed:
             return
+        # Nothing else needs these objects once loaded: the requests are built from their loaded
+        # state (expunged, a commit cannot expire them). Keeps the session small.
         deliveries = self._load(claimed, token)
-        transports: dict[int, Transport] = {}
-        for delivery in deliveries:
+        db.session.expunge_all()
+        self.ready.extend((delivery, token) for delivery in deliveries)
+        self._start_ready(transports)
+
+    def _start_ready(self, transports: dict[int, Transport]) -> None:
+        """Start the claimed deliveries that fit in the caps now, in the order they were claimed."""
+        waiting: deque[tuple[Delivery, str]] = deque()
+        while self.ready:
+            delivery, token = self.ready.popleft()
+            if len(self.in_flight) >= self.max_in_flight or (
+                    delivery.channel_id is not None and self.per_channel[delivery.channel_id] >= self.per_endpoint):
+                waiting.append((delivery, token))
+                continue
             try:
                 self._start(delivery, transports, token)
             except JobTimeoutException:
@@ -327,8 +369,7 @@ class Drain:
                 log.exception("delivery %s could not be prepared; it alone pays for it", delivery.id)
                 self._unsent(delivery.id, delivery.channel_id, delivery.channel_kind, delivery.target,
                              delivery.attempt_count + 1, delivery.max_attempts, token, unsent_outcome(exc))
-        # Nothing else needs these objects: the requests are built. Keeps the session small.
-        db.session.expunge_all()
+        self.ready = waiting
 
     def _load(self, claimed: set[str], token: str) -> list[Delivery]:
         """The claimed deliveries with their events and channels, in one query. When that fails (an
@@ -345,7 +386,13 @@ class Drain:
         loaded, broken = [], {}
         for delivery_id in sorted(claimed):
             try:
-                loaded.append(db.session.scalars(query.where(Delivery.id == delivery_id)).one())
+                delivery = db.session.scalars(query.where(Delivery.id == delivery_id)).one()
+                # Out of the session at once, loaded: the rollback after a broken one would expire it,
+                # and it may be started after the session let go of it (`Drain.ready`).
+                for obj in (delivery, delivery.event, delivery.channel):
+                    if obj is not None and obj in db.session:
+                        db.session.expunge(obj)
+                loaded.append(delivery)
             except JobTimeoutException:
                 raise
             except Exception as exc:
@@ -654,10 +701,16 @@ class Drain:
             .returning(Channel.id)))
 
     def give_back(self) -> None:
-        """Return held, unclaimed deliveries to Redis (the job's budget ran out)."""
+        """Return held deliveries to Redis (the job's budget ran out): the unclaimed ones as they
+        are, the claimed ones not started yet (`ready`) with their claim released, due now."""
         items = [(channel_id, delivery_id, time.time()) for channel_id, held in self.held.items()
                  for delivery_id in held]
         self.held.clear()
+        if self.ready:
+            self.deferred += [(delivery.id, token, delivery.channel_id, delivery.attempt_count, 0.0)
+                              for delivery, token in self.ready]
+            self.ready.clear()
+            self.flush(force=True)
         queue.schedule(items)
 
 
@@ -678,14 +731,19 @@ def drain() -> str:
     hard = started + max(config["DRAIN_BUDGET"], queue.JOB_TIMEOUT - queue.DRAIN_MARGIN
                          - config["DELIVERY_CONNECT_TIMEOUT"] - config["DELIVERY_READ_TIMEOUT"])
     carry_tried = False
+    ask_for_help_at = started
     while True:
         now = time.monotonic()
         taking = not (STOP.is_set() or now >= hard or (now >= soft and not work.in_flight))
         if taking:
             popped = work.refill()
             work.start_sends()
-            if popped and queue.due_count():
-                queue.wake()  # more is due than this drain can hold: let another worker help
+            # More is due than this drain can hold: let another worker help. Asked a few times a
+            # second, not at every turn: each question to Redis waits for the GIL to come back.
+            if popped and now >= ask_for_help_at:
+                ask_for_help_at = now + HELP_INTERVAL
+                if queue.due_count():
+                    queue.wake()
         if now >= hard and work.in_flight and not carry_tried and not STOP.is_set():
             carry_tried = True
             work.flush(force=True)
