@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from bench import baselines, plot
+from bench import baselines
 from bench.common import Receiver, RedisServer, format_table, median
 from bench.product import PROJECT_DIR, Product, children, cpu_seconds, postgres_pids, rss_peak_mb
 
@@ -40,6 +40,13 @@ def arrivals(record_dir: Path) -> dict[str, float]:
             stamp, _, delivery = line.partition(" ")
             seen.setdefault(delivery, float(stamp))
     return seen
+
+
+def _installed(module: str) -> bool:
+    """Whether an optional package of bench/requirements.txt is there (`make bench` installs them)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def postgres_available() -> bool:
@@ -85,8 +92,11 @@ def throughput(reps: int, n: int) -> list[dict]:
             cpu = []
             record("raw keep-alive requests loop", processes,
                    [baselines.raw_requests(url, n, processes, cpu) for _ in range(reps)], "records nothing", cpu)
-        record("Apprise json:// in a loop", 1, [baselines.apprise_json(url, n) for _ in range(reps)],
-               "records and retries nothing")
+        if _installed("apprise"):
+            record("Apprise json:// in a loop", 1, [baselines.apprise_json(url, n) for _ in range(reps)],
+                   "records and retries nothing")
+        else:
+            print("  Apprise is not installed (bench/requirements.txt): its row is left out", flush=True)
         record("plain RQ SimpleWorker, a job per delivery", 1,
                [baselines.plain_rq(url, n // 3, redis.url, "simple") for _ in range(reps)])
         record("plain RQ Worker (forks per job)", 1,
@@ -348,8 +358,14 @@ def main(argv=None) -> None:
               f"Python {platform.python_version()}, in {elapsed:.0f} s. Everything (receiver, Redis, database, "
               "workers) shares this machine's cores.\n")
     here = Path(__file__).parent
-    plot.write(here / "results.png", *(sections[name][1] for name in ("throughput", "latency", "isolation", "ingest")))
-    parts = [header, "![throughput, latency and ingest](results.png)\n"]
+    parts = [header]
+    if _installed("matplotlib"):
+        from bench import plot
+
+        plot.write(here / "results.png", *(sections[name][1] for name in ("throughput", "latency", "isolation", "ingest")))
+        parts.append("![throughput, latency and ingest](results.png)\n")
+    else:
+        print("matplotlib is not installed (bench/requirements.txt): results.png is not drawn", flush=True)
     for title, rows in sections.values():
         columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's keys, in order
         parts.append(f"## {title}\n\n{format_table(rows, columns)}\n")

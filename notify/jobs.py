@@ -487,7 +487,7 @@ class Drain:
             log.exception("could not record %d results at once; recording them one by one", len(results))
             db.session.rollback()
             written, disabled = self._write_each(results, now)
-        retries = []
+        retries, counted = [], []
         for result in results:
             if (result.delivery_id, result.claim_token) not in written:
                 continue
@@ -497,8 +497,9 @@ class Drain:
                 metrics.FINISHED.labels(result.finished, DeliveryStatus.CANCELLED).inc()
             elif result.item is not None:
                 status = result.row.get("status")
-                metrics.record_attempt(result.item.channel_kind, result.outcome.kind, result.outcome.duration_ms,
-                                       None if status == DeliveryStatus.RETRYING else status)
+                counted.append((result.item.channel_kind, result.outcome.kind, result.outcome.duration_ms,
+                                None if status == DeliveryStatus.RETRYING else status))
+        metrics.record_attempts(counted)
         if retries:
             try:
                 queue.schedule(retries)
