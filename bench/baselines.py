@@ -19,9 +19,12 @@ from bench.common import PROJECT_DIR, PYTHON, _stop, headers_for, make_body
 
 def _raw_worker(url, start, count, barrier, results):
     """Child of raw_requests: keep-alive Session loop over deliveries [start, start+count)."""
+    import os
+
     session = requests.Session()
     failures = 0
     barrier.wait()
+    before = os.times()
     try:
         for i in range(start, start + count):
             resp = session.post(url, data=make_body(i), headers=headers_for(i), timeout=10)
@@ -30,13 +33,16 @@ def _raw_worker(url, start, count, barrier, results):
     except Exception as exc:  # always report, so the parent never waits on a dead child
         results.put(f"{type(exc).__name__}: {exc}")
         return
-    results.put(failures)
+    after = os.times()
+    results.put((failures, (after.user - before.user) + (after.system - before.system)))
 
 
-def raw_requests(url, n, processes=1):
+def raw_requests(url, n, processes=1, cpu: list | None = None):
     """Total deliveries/s of `processes` processes, each a keep-alive requests.Session loop.
 
     n is split among the processes; divide the result by `processes` for a per-process figure.
+    When `cpu` is a list, the run's CPU milliseconds a delivery (user + system, all processes) are
+    appended to it.
     """
     # spawn, not fork: children start from a clean interpreter like real sender processes.
     ctx = multiprocessing.get_context("spawn")
@@ -61,8 +67,11 @@ def raw_requests(url, n, processes=1):
     errors = [o for o in outcomes if isinstance(o, str)]
     if errors:
         raise RuntimeError(f"raw_requests: {errors[0]}")
-    if sum(outcomes):
-        raise RuntimeError(f"raw_requests: {sum(outcomes)}/{n} deliveries not answered 200")
+    failures = sum(o[0] for o in outcomes)
+    if failures:
+        raise RuntimeError(f"raw_requests: {failures}/{n} deliveries not answered 200")
+    if cpu is not None:
+        cpu.append(sum(o[1] for o in outcomes) * 1000 / n)
     return n / elapsed
 
 
@@ -147,3 +156,98 @@ def plain_rq(url, n, redis_url, worker="default"):
 def _tail(fileobj, size=2000):
     fileobj.seek(0)
     return fileobj.read().decode(errors="replace")[-size:]
+
+
+def _signed_request(i: int, secret: str = "whsec_bench_secret_0123456789") -> tuple[bytes, dict]:
+    """Delivery number i as the product sends it: the ~1 KB JSON body, the seed's headers, the
+    timestamp token and the body signature (notify.signing), computed per request as the product does."""
+    from notify import signing
+
+    body = make_body(i)
+    timestamp_ms = signing.now_ms()
+    headers = dict(headers_for(i), **{"X-Apsdai-Timestamp": str(timestamp_ms),
+                                      "X-Apsdai-Token": signing.sign(secret, timestamp_ms),
+                                      "X-Apsdai-Signature-256": signing.body_signature(secret, timestamp_ms, body)})
+    return body, headers
+
+
+def _pool_worker(url, n, threads, barrier, results):
+    """Child of threaded_pool: `threads` threads share one urllib3 PoolManager and n deliveries."""
+    import os
+    import threading
+
+    import urllib3
+
+    pool = urllib3.PoolManager(maxsize=threads, retries=False, timeout=urllib3.Timeout(connect=5, read=10))
+    counter = iter(range(n))
+    lock = threading.Lock()
+    failures = []
+
+    def run():
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            try:
+                body, headers = _signed_request(i)
+                resp = pool.urlopen("POST", url, body=body, headers=headers, redirect=False)
+                if resp.status != 200:
+                    failures.append(resp.status)
+            except Exception as exc:  # always report, so the parent never waits on a dead child
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    barrier.wait()
+    before = os.times()
+    t0 = time.perf_counter()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    after = os.times()
+    results.put((elapsed, (after.user - before.user) + (after.system - before.system), failures[:3], len(failures)))
+
+
+def threaded_pool(url, n, threads=16) -> tuple[float, float]:
+    """(deliveries/s, CPU ms a delivery) of one process sending n signed deliveries from `threads`
+    threads through one urllib3 PoolManager: what one Python process can send, the strongest
+    honest baseline for one worker process. Nothing is recorded."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    proc = ctx.Process(target=_pool_worker, args=(url + "/hook", n, threads, barrier, results))
+    try:
+        proc.start()
+        barrier.wait(timeout=60)
+        elapsed, cpu, sample, failures = results.get(timeout=300)
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if failures:
+        raise RuntimeError(f"threaded_pool: {failures}/{n} deliveries failed, e.g. {sample}")
+    return n / elapsed, cpu * 1000 / n
+
+
+def receiver_capacity(url, seconds=5, connections=16) -> float:
+    """Requests/s the receiver answers under wrk (a C load generator, 2 threads) posting the same
+    ~1 KB bodies: the ceiling no sender on this machine can pass. None when wrk is missing."""
+    import os
+    import re
+    import shutil
+
+    if not shutil.which("wrk"):
+        return None
+    with tempfile.NamedTemporaryFile("wb", suffix=".json") as body:
+        body.write(make_body(0))
+        body.flush()
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "-s", os.path.join(PROJECT_DIR, "bench", "post_hook.lua"),
+             url + "/hook"], env=dict(os.environ, BENCH_BODY_FILE=body.name), capture_output=True, text=True,
+            check=True).stdout
+    fields = dict(re.findall(r"(\w+)=([\d.]+)", out.split("RESULT", 1)[1]))
+    if int(fields["errors"]):
+        raise RuntimeError(f"receiver_capacity: {fields['errors']} errors under wrk")
+    return int(fields["requests"]) / float(fields["seconds"])

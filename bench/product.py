@@ -79,6 +79,24 @@ class Product:
             db.session.commit()
             return channel.id
 
+    def add_channel(self, kind: str, config: dict, hooks: list[str], secret: str | None = None) -> int:
+        """Any kind of channel, validated as the admin's form validates it."""
+        from extensions import db
+        from models import Channel
+        from notify import channels
+
+        with self.app.app_context():
+            channel = channels.apply(Channel(kind=kind), config=config, secret=secret, hooks_=hooks, enabled=True)
+            db.session.add(channel)
+            db.session.commit()
+            return channel.id
+
+    def start_scheduler(self) -> None:
+        """`flask scheduler`: the periodic jobs (the sweeper, …), as `make run` starts them."""
+        log = open(self.tmp / "scheduler.log", "w")
+        self.servers.append(subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "scheduler"],
+                                             cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=log))
+
     def start_workers(self, count: int) -> list[int]:
         """Start `count` worker processes and wait until RQ lists them all. Returns their pids."""
         from rq import Worker

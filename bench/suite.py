@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from bench import baselines, plot
+from bench import baselines
 from bench.common import Receiver, RedisServer, format_table, median
 from bench.product import PROJECT_DIR, Product, children, cpu_seconds, postgres_pids, rss_peak_mb
 
@@ -42,6 +42,13 @@ def arrivals(record_dir: Path) -> dict[str, float]:
     return seen
 
 
+def _installed(module: str) -> bool:
+    """Whether an optional package of bench/requirements.txt is there (`make bench` installs them)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def postgres_available() -> bool:
     try:
         import psycopg
@@ -54,22 +61,42 @@ def postgres_available() -> bool:
 
 # -- 1. throughput ----------------------------------------------------------------------------
 def throughput(reps: int, n: int) -> list[dict]:
+    """Deliveries a second to one fast receiver, and the CPU each delivery costs the sending
+    processes (user + system, read from /proc or os.times). The baselines, measured in the same
+    run: the receiver's capacity under wrk (the ceiling), a urllib3 pool in 16 threads of one
+    process sending the product's signed bodies (what one Python process can send: the strongest
+    honest baseline for one worker process), the sequential requests loop, Apprise, plain RQ."""
     rows = []
     with RedisServer() as redis, Receiver(workers=2, threads=1) as receiver:
         url = receiver.url
         baselines.raw_requests(url, 200)  # warm-up
 
-        def record(label, processes, runs, note=""):
+        def record(label, processes, runs, note="", cpu=None):
             rows.append({"setup": label, "processes": processes, "deliveries/s": median(runs),
-                         "per process/s": median(runs) / processes, "runs": ", ".join(f"{r:,.0f}" for r in runs),
-                         "note": note})
-            print(f"  {label} ×{processes}: {rows[-1]['runs']}", flush=True)
+                         "per process/s": median(runs) / processes,
+                         "CPU ms/delivery": median(cpu) if cpu else "",
+                         "runs": ", ".join(f"{r:,.0f}" for r in runs), "note": note})
+            print(f"  {label} ×{processes}: {rows[-1]['runs']}"
+                  + (f"; CPU {median(cpu):.2f} ms a delivery" if cpu else ""), flush=True)
 
+        capacity = [baselines.receiver_capacity(url) for _ in range(reps)]
+        if None not in capacity:
+            record("the receiver's capacity: wrk, 16 connections", 1, capacity, "the ceiling; wrk is C")
+        pool_runs, pool_cpu = [], []
+        for _ in range(reps):
+            rate, cpu = baselines.threaded_pool(url, n)
+            pool_runs.append(rate)
+            pool_cpu.append(cpu)
+        record("urllib3 pool, 16 threads, signed bodies", 1, pool_runs, "records nothing", pool_cpu)
         for processes in (1, 2):
+            cpu = []
             record("raw keep-alive requests loop", processes,
-                   [baselines.raw_requests(url, n, processes) for _ in range(reps)], "records nothing")
-        record("Apprise json:// in a loop", 1, [baselines.apprise_json(url, n) for _ in range(reps)],
-               "records and retries nothing")
+                   [baselines.raw_requests(url, n, processes, cpu) for _ in range(reps)], "records nothing", cpu)
+        if _installed("apprise"):
+            record("Apprise json:// in a loop", 1, [baselines.apprise_json(url, n) for _ in range(reps)],
+                   "records and retries nothing")
+        else:
+            print("  Apprise is not installed (bench/requirements.txt): its row is left out", flush=True)
         record("plain RQ SimpleWorker, a job per delivery", 1,
                [baselines.plain_rq(url, n // 3, redis.url, "simple") for _ in range(reps)])
         record("plain RQ Worker (forks per job)", 1,
@@ -77,21 +104,26 @@ def throughput(reps: int, n: int) -> list[dict]:
         databases = [("SQLite", None)] + ([("PostgreSQL", POSTGRES_URL)] if postgres_available() else [])
         for db_label, db_url in databases:
             for workers in (1, 2):
-                runs, counts = [], None
+                runs, cpu, counts = [], [], None
                 with tempfile.TemporaryDirectory() as tmp:
                     with Product(redis.url, db_url or f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
                         product.add_webhook(url + "/hook", ["order_pay_hook"])
-                        product.start_workers(workers)
+                        pids = product.start_workers(workers)
                         for _ in range(reps):
                             product.reset()
                             product.backlog(n, "order_pay_hook")
+                            before = cpu_seconds(pids)
                             runs.append(n / product.release_and_wait(n))
+                            after = cpu_seconds(pids)
+                            cpu.append(sum(after[p] - before[p] for p in pids) * 1000 / n)
                             counts = product.counts()
                 assert counts["attempts"] == n and counts["deliveries"] == {"delivered": n}, counts
-                record(f"merchant-notify, {db_label}", workers, runs, "every attempt recorded")
-    reference = rows[0]["per process/s"]
+                record(f"merchant-notify, {db_label}", workers, runs, "every attempt recorded", cpu)
+    loop = next(row for row in rows if row["setup"] == "raw keep-alive requests loop")["per process/s"]
+    pool = next(row for row in rows if row["setup"].startswith("urllib3 pool"))["per process/s"]
     for row in rows:
-        row["vs raw loop (per process)"] = row["per process/s"] / reference
+        row["vs raw loop (per process)"] = row["per process/s"] / loop
+        row["vs threaded pool (per process)"] = row["per process/s"] / pool
     return rows
 
 
@@ -312,16 +344,31 @@ def main(argv=None) -> None:
     size = 100_000 if args.quick else 1_000_000
     sections["admin"] = (f"6. Admin at size: {size:,} attempts in SQLite, 40 renders of each page",
                          admin_at_size.run(size))
+    print("7. flash sale", flush=True)
+    from bench import flash_sale
+
+    orders, seconds, grace = (100, 10.0, 30.0) if args.quick else (1000, 60.0, 180.0)
+    sections["flash"] = (f"7. Flash sale: {orders:,} orders in {seconds:g} s through the ledger API (SQLite), to a "
+                         "WebHook, a DingTalk robot, a WeCom robot (fakes enforcing 20 messages a minute) and an "
+                         "Email channel; seconds from the order's payment until its number is visible",
+                         flash_sale.run(orders, seconds, grace))
     elapsed = time.perf_counter() - started
     header = (f"# Benchmark results\n\nProduced by `make bench` (`python -m bench.suite`) on "
               f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, in {elapsed:.0f} s. Everything (receiver, Redis, database, "
               "workers) shares this machine's cores.\n")
     here = Path(__file__).parent
-    plot.write(here / "results.png", *(sections[name][1] for name in ("throughput", "latency", "isolation", "ingest")))
-    parts = [header, "![throughput, latency and ingest](results.png)\n"]
+    parts = [header]
+    if _installed("matplotlib"):
+        from bench import plot
+
+        plot.write(here / "results.png", *(sections[name][1] for name in ("throughput", "latency", "isolation", "ingest")))
+        parts.append("![throughput, latency and ingest](results.png)\n")
+    else:
+        print("matplotlib is not installed (bench/requirements.txt): results.png is not drawn", flush=True)
     for title, rows in sections.values():
-        parts.append(f"## {title}\n\n{format_table(rows, list(rows[0]))}\n")
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's keys, in order
+        parts.append(f"## {title}\n\n{format_table(rows, columns)}\n")
     text = "\n".join(parts)
     (here / "results.md").write_text(text)
     print("\n" + text)

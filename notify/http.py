@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import urllib3
@@ -186,13 +187,21 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+@lru_cache(maxsize=256)
+def _literal(hostname: str, port: int, allow_private: bool) -> guard.Resolved:
+    """The guard's verdict on a literal address: no lookup to wait for, and the same every time
+    (the verdict is immutable), so it is worked out once, not on every send."""
+    return guard.resolve(hostname, port, allow_private)
+
+
 def _resolve(hostname: str, port: int, allow_private: bool, timeout: float) -> guard.Resolved:
     """The guard's checked address for `hostname`, or a lookup failure once `timeout` has passed."""
     try:
         ipaddress.ip_address(hostname.strip("[]"))
-        return guard.resolve(hostname, port, allow_private)  # a literal address: no lookup to wait for
     except ValueError:
         pass
+    else:
+        return _literal(hostname, port, allow_private)
     global _resolver
     with _resolver_lock:
         if _resolver is None:

@@ -70,6 +70,28 @@ def record_attempt(channel_kind: str, outcome: str, duration_ms: int, final_stat
         FINISHED.labels(channel_kind, final_status).inc()
 
 
+def record_attempts(attempts: list[tuple[str, str, int, str | None]]) -> None:
+    """`record_attempt` for a batch of (channel kind, outcome, duration ms, final status): each
+    counter is added to once per label set, not once per attempt (with PROMETHEUS_MULTIPROC_DIR
+    every addition is a locked write to a shared file)."""
+    tried: dict[tuple[str, str], int] = {}
+    finished: dict[tuple[str, str], int] = {}
+    durations: dict[str, list[int]] = {}
+    for channel_kind, outcome, duration_ms, final_status in attempts:
+        tried[channel_kind, outcome] = tried.get((channel_kind, outcome), 0) + 1
+        durations.setdefault(channel_kind, []).append(duration_ms)
+        if final_status:
+            finished[channel_kind, final_status] = finished.get((channel_kind, final_status), 0) + 1
+    for labels, count in tried.items():
+        ATTEMPTS.labels(*labels).inc(count)
+    for channel_kind, values in durations.items():
+        histogram = DURATION.labels(channel_kind)
+        for duration_ms in values:
+            histogram.observe(duration_ms / 1000)
+    for labels, count in finished.items():
+        FINISHED.labels(*labels).inc(count)
+
+
 def render() -> bytes:
     """The text exposition for `/metrics`: this machine's processes' counters and the backlog gauges."""
     registry = CollectorRegistry()

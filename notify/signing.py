@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import secrets
 import time
-from urllib.parse import quote_plus
 
 
 def sign_base64(secret: str, timestamp_ms: int | str) -> str:
@@ -26,9 +25,15 @@ def sign_base64(secret: str, timestamp_ms: int | str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+# Base64 holds three characters that URL-encoding changes; quote_plus writes them so. A table
+# does the same to the same text in a fraction of quote_plus's time (it runs once per delivery).
+_URL_ENCODE_BASE64 = str.maketrans({"+": "%2B", "/": "%2F", "=": "%3D"})
+
+
 def sign(secret: str, timestamp_ms: int | str) -> str:
-    """The URL-encoded signature: the value of `X-Apsdai-Token` in signature mode."""
-    return quote_plus(sign_base64(secret, timestamp_ms))
+    """The URL-encoded signature: the value of `X-Apsdai-Token` in signature mode
+    (`quote_plus` of the Base64, to the character)."""
+    return sign_base64(secret, timestamp_ms).translate(_URL_ENCODE_BASE64)
 
 
 def body_signature(secret: str, timestamp_ms: int, body: bytes) -> str:
