@@ -725,7 +725,8 @@ class Drain:
                  for delivery_id in held]
         self.held.clear()
         if self.ready:
-            self.deferred += [(delivery.id, token, delivery.channel_id, delivery.attempt_count, 0.0)
+            self.deferred += [(delivery.id, token, delivery.channel_id, delivery.attempt_count, 0.0,
+                               delivery.fold)
                               for delivery, token in self.ready]
             self.ready.clear()
             self.flush(force=True)
