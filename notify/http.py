@@ -194,13 +194,29 @@ def _literal(hostname: str, port: int, allow_private: bool) -> guard.Resolved:
     return guard.resolve(hostname, port, allow_private)
 
 
-def _resolve(hostname: str, port: int, allow_private: bool, timeout: float) -> guard.Resolved:
-    """The guard's checked address for `hostname`, or a lookup failure once `timeout` has passed."""
+@lru_cache(maxsize=1024)
+def _is_literal(hostname: str) -> bool:
     try:
         ipaddress.ip_address(hostname.strip("[]"))
     except ValueError:
-        pass
-    else:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1024)
+def _split(url: str) -> tuple[str, str, int, str, str]:
+    """(scheme, host name, port, path with query, Host header) of a target URL; ValueError when it
+    is not one. Cached: a worker sends to the same few URLs again and again."""
+    parts = urlsplit(url)
+    scheme, hostname = parts.scheme.lower(), parts.hostname or ""
+    port = parts.port or (443 if scheme == "https" else 80)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return scheme, hostname, port, path, parts.netloc.rpartition("@")[2]
+
+
+def _resolve(hostname: str, port: int, allow_private: bool, timeout: float) -> guard.Resolved:
+    """The guard's checked address for `hostname`, or a lookup failure once `timeout` has passed."""
+    if _is_literal(hostname):
         return _literal(hostname, port, allow_private)
     global _resolver
     with _resolver_lock:
@@ -222,17 +238,13 @@ def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_t
     started = time.perf_counter()
     deadline = time.monotonic() + connect_timeout + read_timeout
     try:
-        parts = urlsplit(url)
-        scheme, hostname = parts.scheme.lower(), parts.hostname or ""
-        port = parts.port or (443 if scheme == "https" else 80)
+        scheme, hostname, port, path, host_header = _split(url)
     except ValueError as exc:
         return HttpResult(error=reason("bad_url", error=str(exc)))
     target = _resolve(hostname, port, allow_private, connect_timeout)
     if target.address is None:
         return HttpResult(error=target.problem, refused=target.refused,
                           duration_ms=int((time.perf_counter() - started) * 1000))
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host_header = parts.netloc.rpartition("@")[2]
     too_slow = reason("too_slow", host=host_header, seconds=f"{connect_timeout + read_timeout:g}")
     _local.deadline = deadline
     try:

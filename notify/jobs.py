@@ -456,8 +456,10 @@ class Drain:
                                    token, sent=False), outcome))
 
     def _send(self, transport, request: OutgoingRequest) -> Outcome:
-        """In a sender thread, with an app context. No language: a transport's failure is a reason
-        (notify.reasons), put into words by whoever shows it."""
+        """In a sender thread, with an app context when the kind needs one (`send_needs_app`). No
+        language: a transport's failure is a reason (notify.reasons), put into words by whoever shows it."""
+        if not transport.send_needs_app:
+            return transport.send(request)
         with self.app.app_context():
             return transport.send(request)
 

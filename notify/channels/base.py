@@ -135,6 +135,10 @@ class Transport:
     # digests at least `digest_spacing` seconds after the previous message (None: window / limit).
     fold_budget: ClassVar[tuple[int, float] | None] = None
     digest_spacing: ClassVar[float | None] = None
+    # Whether `send` runs inside an app context (config, templates, the mail extension). A kind whose
+    # send is only `post` (settings read when the transport was built, reasons as codes) says False:
+    # entering a context costs a sender thread about a tenth of a millisecond on every delivery.
+    send_needs_app: ClassVar[bool] = True
 
     def __init__(self, channel: "Channel", settings: DeliverySettings):
         self.channel = channel

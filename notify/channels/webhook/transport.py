@@ -156,6 +156,7 @@ def standard_headers(signers: list[str], delivery_id: str, timestamp_ms: int, bo
 class WebhookTransport(Transport):
     kind = "webhook"
     label = _l("WebHook")
+    send_needs_app = False  # a signed POST: nothing in `send` reads the app
 
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
         secret = self.channel.secret or ""
