@@ -1,0 +1,48 @@
+"""One worker process against the threaded pool, alone: the figure issue 14 part 4 tracks, in about
+40 seconds instead of the whole `make bench`.
+
+    .venv/bin/python -m bench.quick_throughput [N] [DATABASE_URL]
+
+N deliveries (3,000) a run, three runs of each; SQLite in a temporary folder unless a database URL
+is given (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test). Settings such as
+DELIVERY_PER_ENDPOINT_CONCURRENCY come from the environment, which the worker inherits.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import baselines
+from bench.common import Receiver, RedisServer, median
+from bench.product import Product, cpu_seconds
+
+
+def main(n: int, database_url: str | None, reps: int = 3) -> None:
+    with RedisServer() as redis, Receiver(workers=2, threads=1) as receiver:
+        url = receiver.url
+        baselines.raw_requests(url, 200)  # warm-up
+        pool = [baselines.threaded_pool(url, n) for _ in range(reps)]
+        print("urllib3 pool, 16 threads:", [round(rate) for rate, _ in pool], "/s; CPU ms a delivery",
+              [round(cpu, 2) for _, cpu in pool])
+        runs, cpu = [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            with Product(redis.url, database_url or f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
+                product.add_webhook(url + "/hook", ["order_pay_hook"])
+                pids = product.start_workers(1)
+                for _ in range(reps):
+                    product.reset()
+                    product.backlog(n, "order_pay_hook")
+                    before = cpu_seconds(pids)
+                    runs.append(n / product.release_and_wait(n))
+                    after = cpu_seconds(pids)
+                    cpu.append(sum(after[p] - before[p] for p in pids) * 1000 / n)
+                    counts = product.counts()
+        assert counts["attempts"] == n and counts["deliveries"] == {"delivered": n}, counts
+        ratio = median(runs) / median(rate for rate, _ in pool)
+        print("one worker process:", [round(rate) for rate in runs], "/s; CPU ms a delivery",
+              [round(c, 2) for c in cpu], f"; {ratio:.2f}x the pool")
+
+
+if __name__ == "__main__":  # the pool runs in a spawned process, which imports this module again
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000, sys.argv[2] if len(sys.argv) > 2 else None)
