@@ -149,6 +149,17 @@ def _root(exc: BaseException) -> BaseException:
     return current
 
 
+def _without_target(text: str, url: str) -> str:
+    """`text` (an exception's words) without the target's path and query: a robot's credential
+    lives there (DingTalk's access_token, WeCom's key, Feishu's hook token), and a reason's text is
+    stored with the attempt and shown on pages that mask it everywhere else."""
+    parts = urlsplit(url)
+    for secret in (f"{parts.path}?{parts.query}" if parts.query else "", parts.query, parts.path):
+        if len(secret) > 1 and secret in text:
+            text = text.replace(secret, "/…")
+    return text
+
+
 def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: float) -> Reason:
     """Why no answer came, with what to check (notify.reasons: put into words when shown)."""
     host = urlsplit(url).netloc
@@ -159,7 +170,7 @@ def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: fl
     if isinstance(exc, NameResolutionError) or isinstance(root, (NameResolutionError, socket.gaierror)):
         return reason("dns_failed", host=urlsplit(url).hostname or host)
     if isinstance(exc, SSLError) or isinstance(root, ssl.SSLError):
-        return reason("tls_failed", host=host, error=str(root))
+        return reason("tls_failed", host=host, error=_without_target(str(root), url))
     if isinstance(exc, ReadTimeoutError):
         return reason("read_timeout", host=host, seconds=f"{read_timeout:g}")
     if isinstance(exc, ConnectTimeoutError) and not isinstance(exc, NewConnectionError):
@@ -167,10 +178,10 @@ def _describe(exc: Exception, url: str, connect_timeout: float, read_timeout: fl
     if isinstance(root, (ConnectionResetError, BrokenPipeError)) or isinstance(exc, ProtocolError):
         return reason("connection_closed", host=host)
     if isinstance(exc, NewConnectionError):
-        return reason("connect_failed", host=host, error=str(root))
+        return reason("connect_failed", host=host, error=_without_target(str(root), url))
     if isinstance(exc, LocationParseError):
-        return reason("bad_url", error=str(exc))
-    return reason("network_error", host=host, error=f"{type(exc).__name__}: {exc}")
+        return reason("bad_url", error=_without_target(str(exc), url))
+    return reason("network_error", host=host, error=_without_target(f"{type(exc).__name__}: {exc}", url))
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -240,7 +251,7 @@ def post(url: str, headers: dict, body: bytes, *, connect_timeout: float, read_t
     try:
         scheme, hostname, port, path, host_header = _split(url)
     except ValueError as exc:
-        return HttpResult(error=reason("bad_url", error=str(exc)))
+        return HttpResult(error=reason("bad_url", error=_without_target(str(exc), url)))
     target = _resolve(hostname, port, allow_private, connect_timeout)
     if target.address is None:
         return HttpResult(error=target.problem, refused=target.refused,

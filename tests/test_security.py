@@ -429,3 +429,24 @@ def test_the_reveal_needs_a_csrf_token(app_env, admin, make_webhook):
     assert client.post(f"/deliveries/{delivery_id}/curl").status_code == 400  # no token: refused
     response = client.post(f"/deliveries/{delivery_id}/curl", data={"csrf_token": token})
     assert response.status_code == 200 and "••••" not in _curl_block(response.text)
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("https://oapi.dingtalk.com/robot/send?access_token=abcd1234SECRETtoken", "abcd1234SECRETtoken"),
+    ("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=0a1b2c3d-SECRET-key", "0a1b2c3d-SECRET-key"),
+    ("https://open.feishu.cn/open-apis/bot/v2/hook/b2c7e1f4-SECRET-hook", "b2c7e1f4-SECRET-hook"),
+])
+def test_a_network_error_quoting_the_request_keeps_the_robots_credential_out(url, secret):
+    """urllib3's words can quote the request (`Max retries exceeded with url: /robot/send?access_token=…`);
+    the reason stored with the attempt and shown on pages must not carry the credential."""
+    from urllib.parse import urlsplit
+
+    from urllib3.exceptions import MaxRetryError
+
+    from notify import http
+
+    parts = urlsplit(url)
+    quoted = parts.path + (f"?{parts.query}" if parts.query else "")
+    why = http._describe(MaxRetryError(None, quoted, reason="boom"), url, 5.0, 10.0)
+    assert secret not in repr(why.to_json()) and secret not in why.english()
+    assert why.to_json()["params"]["host"] == parts.netloc  # the host is still named
