@@ -17,6 +17,7 @@ from models.base import utcnow
 from notify import channels as channel_service
 from notify import dispatch, hooks, messages, ratelimit, settings_io
 from notify.channels.feishu.transport import FeishuTransport, sign
+from tests.test_channels import channel, delivery, settled
 
 TOKEN = "b2c7e1f4-93a0-4d6e-8f15-7a2c9d0e3b48"
 SECRET = "Xy7Kq2Lm9Pn4Rs8T"
@@ -25,29 +26,6 @@ SECRET = "Xy7Kq2Lm9Pn4Rs8T"
 def emit(app, hook="order_pay_hook"):
     with app.app_context():
         return dispatch.emit(hook, hooks.get(hook).sample).delivery_ids
-
-
-def delivery(app, delivery_id) -> Delivery:
-    with app.app_context():
-        found = db.session.get(Delivery, delivery_id)
-        found.attempts
-        db.session.expunge(found)
-        return found
-
-
-def channel(app, channel_id) -> Channel:
-    with app.app_context():
-        found = db.session.get(Channel, channel_id)
-        db.session.expunge(found)
-        return found
-
-
-def settled(app, delivery_ids):
-    def check():
-        with app.app_context():
-            rows = db.session.scalars(db.select(Delivery.status).where(Delivery.id.in_(delivery_ids))).all()
-            return all(status in DeliveryStatus.FINAL for status in rows)
-    return check
 
 
 def markdown(message: dict) -> str:
