@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -280,3 +281,25 @@ def _order(i: int) -> dict:
             "amount": f"{128 + i % 50}.00", "currency": "CNY", "buyer_email": f"buyer{i}@example.com",
             "created_at": "2026-11-27T10:30:00.000Z", "paid_at": "2026-11-27T10:31:12.000Z",
             "note": "Deliver the key by email; the buyer asked for an invoice with the company's tax number."}
+
+
+def worker_runs(redis_url: str, receiver_url: str, database_url: str | None, workers: int, n: int,
+                reps: int) -> tuple[list[float], list[float]]:
+    """Deliveries a second and worker CPU ms a delivery for `reps` runs of a backlog of `n` events,
+    `workers` worker processes, to one WebHook at `receiver_url` (SQLite in a temporary folder
+    unless `database_url`); checks that every attempt was recorded."""
+    runs, cpu, counts = [], [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        with Product(redis_url, database_url or f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
+            product.add_webhook(receiver_url + "/hook", ["order_pay_hook"])
+            pids = product.start_workers(workers)
+            for _ in range(reps):
+                product.reset()
+                product.backlog(n, "order_pay_hook")
+                before = cpu_seconds(pids)
+                runs.append(n / product.release_and_wait(n))
+                after = cpu_seconds(pids)
+                cpu.append(sum(after[p] - before[p] for p in pids) * 1000 / n)
+                counts = product.counts()
+    assert counts["attempts"] == n and counts["deliveries"] == {"delivered": n}, counts
+    return runs, cpu

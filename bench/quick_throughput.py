@@ -10,12 +10,10 @@ DELIVERY_PER_ENDPOINT_CONCURRENCY come from the environment, which the worker in
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
 from bench import baselines
 from bench.common import Receiver, RedisServer, median
-from bench.product import Product, cpu_seconds
+from bench.product import worker_runs
 
 
 def main(n: int, database_url: str | None, reps: int = 3) -> None:
@@ -25,20 +23,7 @@ def main(n: int, database_url: str | None, reps: int = 3) -> None:
         pool = [baselines.threaded_pool(url, n) for _ in range(reps)]
         print("urllib3 pool, 16 threads:", [round(rate) for rate, _ in pool], "/s; CPU ms a delivery",
               [round(cpu, 2) for _, cpu in pool])
-        runs, cpu = [], []
-        with tempfile.TemporaryDirectory() as tmp:
-            with Product(redis.url, database_url or f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
-                product.add_webhook(url + "/hook", ["order_pay_hook"])
-                pids = product.start_workers(1)
-                for _ in range(reps):
-                    product.reset()
-                    product.backlog(n, "order_pay_hook")
-                    before = cpu_seconds(pids)
-                    runs.append(n / product.release_and_wait(n))
-                    after = cpu_seconds(pids)
-                    cpu.append(sum(after[p] - before[p] for p in pids) * 1000 / n)
-                    counts = product.counts()
-        assert counts["attempts"] == n and counts["deliveries"] == {"delivered": n}, counts
+        runs, cpu = worker_runs(redis.url, url, database_url, 1, n, reps)
         ratio = median(runs) / median(rate for rate, _ in pool)
         print("one worker process:", [round(rate) for rate in runs], "/s; CPU ms a delivery",
               [round(c, 2) for c in cpu], f"; {ratio:.2f}x the pool")

@@ -22,7 +22,7 @@ import requests
 
 from bench import baselines
 from bench.common import Receiver, RedisServer, format_table, median
-from bench.product import PROJECT_DIR, Product, children, cpu_seconds, postgres_pids, rss_peak_mb
+from bench.product import PROJECT_DIR, Product, children, cpu_seconds, postgres_pids, rss_peak_mb, worker_runs
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -104,20 +104,7 @@ def throughput(reps: int, n: int) -> list[dict]:
         databases = [("SQLite", None)] + ([("PostgreSQL", POSTGRES_URL)] if postgres_available() else [])
         for db_label, db_url in databases:
             for workers in (1, 2):
-                runs, cpu, counts = [], [], None
-                with tempfile.TemporaryDirectory() as tmp:
-                    with Product(redis.url, db_url or f"sqlite:///{tmp}/bench.db", Path(tmp)) as product:
-                        product.add_webhook(url + "/hook", ["order_pay_hook"])
-                        pids = product.start_workers(workers)
-                        for _ in range(reps):
-                            product.reset()
-                            product.backlog(n, "order_pay_hook")
-                            before = cpu_seconds(pids)
-                            runs.append(n / product.release_and_wait(n))
-                            after = cpu_seconds(pids)
-                            cpu.append(sum(after[p] - before[p] for p in pids) * 1000 / n)
-                            counts = product.counts()
-                assert counts["attempts"] == n and counts["deliveries"] == {"delivered": n}, counts
+                runs, cpu = worker_runs(redis.url, url, db_url, workers, n, reps)
                 record(f"merchant-notify, {db_label}", workers, runs, "every attempt recorded", cpu)
     loop = next(row for row in rows if row["setup"] == "raw keep-alive requests loop")["per process/s"]
     pool = next(row for row in rows if row["setup"].startswith("urllib3 pool"))["per process/s"]
