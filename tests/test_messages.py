@@ -537,3 +537,40 @@ def test_an_event_stored_today_still_reads_the_same(app):
     assert summary.facts == [("Order number", "AP202611271830001234"), ("Product", "VPN Monthly Plan (vpnmonthly)"),
                              ("Quantity", "1"), ("Amount", "CN¥128.00"), ("Buyer", "buyer@example.com"),
                              ("Time", "2026-11-27 10:31:12")]
+
+
+ORDER_HOOKS = [hook.name for hook in hooks.HOOKS if hook.group == hooks.ORDER]
+DIGEST_LINK = "http://admin.example/deliveries/?digest=dig_0000000000001"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(events=st.lists(st.tuples(st.sampled_from(ORDER_HOOKS), st.one_of(shaped_data, json_values)),
+                       min_size=1, max_size=6),
+       language=st.sampled_from(["en", "zh_CN"]))
+def test_any_json_folds_into_a_digest_for_every_kind_that_folds_as_text_not_markup(app, events, language):
+    """A digest carries the shop's data, never its markup: whatever the orders hold, every folding
+    kind builds its message, one line per order, and the only link in a robot's markdown is the
+    digest's own."""
+    app.config.update(MERCHANT_LANGUAGE=language)
+    kinds = dict(CHANNELS, feishu=dict(config={"url": "http://127.0.0.1:9/open-apis/bot/v2/hook/feishu-digest-tok"}))
+    with app.app_context():
+        with messages.merchant_locale():
+            digest = messages.digest("dig_0000000000001", [(hook, data, utcnow()) for hook, data in events],
+                                     DIGEST_LINK)
+        assert digest.count == len(events) == sum(len(group.lines) for group in digest.groups)
+        for line in (part for group in digest.groups for item in group.lines
+                     for part in (item.number, item.product, item.amount)):
+            assert line and "\n" not in line
+        for name, spec in kinds.items():
+            kind = spec.get("kind", name)
+            if not transport_for(kind).folds:
+                continue
+            channel = Channel(id=1, kind=kind, config=spec["config"], secret=spec.get("secret"))
+            request = transport_for(kind)(channel, DeliverySettings()).prepare_digest(digest, 1_700_000_000_000)
+            text = request.body.decode("utf-8")  # UTF-8 throughout: no lone surrogate got through
+            if kind in ("dingtalk", "feishu") or name == "wecom":
+                body = json.loads(text)
+                markdown = (body.get("markdown") or {}).get("text") or (body.get("markdown") or {}).get("content") \
+                    or body["card"]["elements"][0]["content"]
+                assert markdown.count("](") == 1 and DIGEST_LINK in markdown, (name, markdown)
