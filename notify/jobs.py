@@ -23,10 +23,9 @@ from flask import current_app
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Attempt, Channel, Delivery, DeliveryStatus
+from models import Attempt, Channel, Delivery, DeliveryStatus, Event
 from models.base import utcnow
 from notify import digests, metrics, queue, ratelimit, reasons, signing
 from notify.reasons import Reason, reason
@@ -48,6 +47,8 @@ FLUSH_SECONDS = 0.05
 FLUSH_SIZE = 200
 # A claim takes up to this many held deliveries even when fewer slots are free (`Drain.start_sends`).
 CLAIM_AHEAD = 64
+# How long a drain trusts a channel it read (enabled, settings) before reading it again.
+CHANNEL_FRESH = 1.0
 # How often a busy drain checks whether more is due than it can hold, to wake another worker.
 HELP_INTERVAL = 0.25
 def in_app_context(func):
@@ -241,10 +242,72 @@ def _sender_pool(size: int) -> ThreadPoolExecutor:
 
 
 @cache
+def _held_statement(dialect: str):
+    """`Drain._write`'s first statement: which of these deliveries this drain's claims still hold,
+    locked until the commit. PostgreSQL: a row lock (SELECT … FOR UPDATE, without the new row
+    version an UPDATE would write). SQLite has no row locks: a write takes the database's write
+    lock, held until the commit."""
+    c = Delivery.__table__.c
+    ours = and_(c.id.in_(bindparam("ids", expanding=True)), c.claim_token.in_(bindparam("tokens", expanding=True)))
+    if dialect == "postgresql":
+        return select(c.id, c.claim_token).where(ours).with_for_update()
+    return Delivery.__table__.update().where(ours).values(updated_at=bindparam("now")).returning(c.id, c.claim_token)
+
+
+@cache
+def _insert_attempts():
+    return Attempt.__table__.insert()
+
+
+@cache
 def _update_statement():
     """UPDATE deliveries SET <each row's keys but "delivery"> WHERE id = :delivery, for an executemany."""
     table = Delivery.__table__
     return table.update().where(table.c.id == bindparam("delivery"))
+
+
+# What a drain reads of a delivery and its event: their columns as plain records, not ORM objects.
+# Loading a batch as ORM objects (identity map, instance state, attribute instrumentation) cost
+# about a tenth of a worker's CPU per delivery; nothing in a drain writes through them.
+_DELIVERY_COLUMNS = ("id", "event_id", "channel_id", "hook", "channel_kind", "target", "attempt_count",
+                     "max_attempts", "fold", "created_at")
+_EVENT_COLUMNS = ("id", "hook", "data", "is_test", "test_mentions", "created_at")
+
+
+class LoadedEvent:
+    """An event's columns, with the model's `envelope()`."""
+    __slots__ = _EVENT_COLUMNS
+    envelope = Event.envelope
+
+    def __init__(self, values):
+        for name, value in zip(_EVENT_COLUMNS, values):
+            setattr(self, name, value)
+
+
+class Loaded:
+    """A claimed delivery's columns, its event (None when it has gone) and its channel (an ORM
+    object, expunged; None when deleted), as `Drain._load` reads them."""
+    __slots__ = _DELIVERY_COLUMNS + ("event", "channel")
+
+    @classmethod
+    def of(cls, row) -> "Loaded":
+        delivery = cls()
+        n = len(_DELIVERY_COLUMNS)
+        for name, value in zip(_DELIVERY_COLUMNS, row[:n]):
+            setattr(delivery, name, value)
+        delivery.event = LoadedEvent(row[n:]) if row[n] is not None else None
+        delivery.channel = None
+        return delivery
+
+
+@cache
+def _load_statement():
+    """`Drain._load`'s SELECT: the deliveries by id with their events' columns (an outer join: a
+    delivery whose event row is missing is loaded, and fails alone when it is prepared)."""
+    deliveries, events = Delivery.__table__, Event.__table__
+    return (select(*[deliveries.c[n] for n in _DELIVERY_COLUMNS], *[events.c[n] for n in _EVENT_COLUMNS])
+            .select_from(deliveries.outerjoin(events, deliveries.c.event_id == events.c.id))
+            .where(deliveries.c.id.in_(bindparam("ids", expanding=True))))
 
 
 class Drain:
@@ -257,8 +320,12 @@ class Drain:
         self.per_endpoint = min(config["DELIVERY_PER_ENDPOINT_CONCURRENCY"], self.max_in_flight)
         self.pool = _sender_pool(self.max_in_flight)
         self.app = current_app._get_current_object()
+        self.dialect = db.session.get_bind().dialect.name
+        # Channels as loaded (expunged ORM objects), by id, with the monotonic time they were read:
+        # read again after CHANNEL_FRESH seconds (`_channels`).
+        self.channels: dict[int, tuple[Channel, float]] = {}
         self.held: dict[int, deque[str]] = defaultdict(deque)  # channel id → popped, not yet claimed
-        self.ready: deque[tuple[Delivery, str]] = deque()  # claimed and loaded (with the claim's token), not started
+        self.ready: deque[tuple[Loaded, str]] = deque()  # claimed and loaded (with the claim's token), not started
         self.in_flight: dict[Future, InFlight] = {}
         self.per_channel: dict[int, int] = defaultdict(int)
         self.done: list[tuple[InFlight, Outcome]] = []
@@ -352,16 +419,13 @@ class Drain:
         token, claimed = claim(picked)
         if not claimed:
             return
-        # Nothing else needs these objects once loaded: the requests are built from their loaded
-        # state (expunged, a commit cannot expire them). Keeps the session small.
         deliveries = self._load(claimed, token)
-        db.session.expunge_all()
         self.ready.extend((delivery, token) for delivery in deliveries)
         self._start_ready(transports)
 
     def _start_ready(self, transports: dict[int, Transport]) -> None:
         """Start the claimed deliveries that fit in the caps now, in the order they were claimed."""
-        waiting: deque[tuple[Delivery, str]] = deque()
+        waiting: deque[tuple[Loaded, str]] = deque()
         while self.ready:
             delivery, token = self.ready.popleft()
             if len(self.in_flight) >= self.max_in_flight or (
@@ -378,28 +442,52 @@ class Drain:
                              delivery.attempt_count + 1, delivery.max_attempts, token, unsent_outcome(exc))
         self.ready = waiting
 
-    def _load(self, claimed: set[str], token: str) -> list[Delivery]:
-        """The claimed deliveries with their events and channels, in one query. When that fails (an
-        event whose stored data cannot be decoded: nested too deeply, a number too long), each is
-        loaded alone, and those that still fail are recorded as failed attempts."""
-        query = db.select(Delivery).options(joinedload(Delivery.event), joinedload(Delivery.channel))
+    def _load(self, claimed: set[str], token: str) -> list[Loaded]:
+        """The claimed deliveries with their events (one query, rows rather than ORM objects) and
+        their channels (one query). When that fails (an event whose stored data cannot be decoded:
+        nested too deeply, a number too long), each is loaded alone, and those that still fail are
+        recorded as failed attempts."""
         try:
-            return db.session.scalars(query.where(Delivery.id.in_(claimed))).all()
+            loaded = [Loaded.of(row) for row in db.session.execute(_load_statement(), {"ids": list(claimed)})]
         except JobTimeoutException:
             raise
         except Exception:
             log.exception("could not load %d claimed deliveries at once; loading them one by one", len(claimed))
             db.session.rollback()
+            loaded = self._load_each(claimed, token)
+        channels = self._channels({delivery.channel_id for delivery in loaded if delivery.channel_id is not None})
+        for delivery in loaded:
+            delivery.channel = channels.get(delivery.channel_id)
+        return loaded
+
+    def _channels(self, ids: set[int]) -> dict[int, Channel]:
+        """These channels (a deleted one is missing), read from the database unless this drain read
+        them less than CHANNEL_FRESH seconds ago: a drain claims a few deliveries at a time, many
+        times a second, and reading their channel each time cost more than the rest of the load.
+        A channel disabled or changed meanwhile takes effect within that time, as if its last
+        deliveries had been claimed a moment earlier."""
+        now = time.monotonic()
+        stale = {i for i in ids if i not in self.channels or now - self.channels[i][1] >= CHANNEL_FRESH}
+        if stale:
+            found = {channel.id: channel for channel in db.session.scalars(select(Channel).where(Channel.id.in_(stale)))}
+            for channel_id in stale:
+                channel = found.get(channel_id)
+                if channel is None:
+                    self.channels.pop(channel_id, None)
+                    continue
+                # Out of the session: a commit cannot expire it, and the session stays small.
+                db.session.expunge(channel)
+                self.channels[channel_id] = (channel, now)
+                # As stored, this drain's own writes included (`_update_channels` keeps them since).
+                self.attention[channel_id] = channel.needs_attention
+                self.failing[channel_id] = channel.failing_since is not None
+        return {i: self.channels[i][0] for i in ids if i in self.channels}
+
+    def _load_each(self, claimed: set[str], token: str) -> list[Loaded]:
         loaded, broken = [], {}
         for delivery_id in sorted(claimed):
             try:
-                delivery = db.session.scalars(query.where(Delivery.id == delivery_id)).one()
-                # Out of the session at once, loaded: the rollback after a broken one would expire it,
-                # and it may be started after the session let go of it (`Drain.ready`).
-                for obj in (delivery, delivery.event, delivery.channel):
-                    if obj is not None and obj in db.session:
-                        db.session.expunge(obj)
-                loaded.append(delivery)
+                loaded += [Loaded.of(row) for row in db.session.execute(_load_statement(), {"ids": [delivery_id]})]
             except JobTimeoutException:
                 raise
             except Exception as exc:
@@ -416,7 +504,7 @@ class Drain:
                              row.max_attempts, token, unsent_outcome(broken[row.id], loading=True))
         return loaded
 
-    def _start(self, delivery: Delivery, transports: dict[int, Transport], token: str) -> None:
+    def _start(self, delivery: Loaded, transports: dict[int, Transport], token: str) -> None:
         """Build one delivery's request and hand it to a sender thread (or cancel or defer it)."""
         if delivery.id in self.digested.get(token, ()):
             return  # a digest of its batch carries it
@@ -428,8 +516,6 @@ class Drain:
         transport = transports.get(channel.id)
         if transport is None:
             transport = transports[channel.id] = transport_for(channel.kind)(channel, self.settings)
-            self.attention[channel.id] = channel.needs_attention
-            self.failing[channel.id] = channel.failing_since is not None
         if transport.paced:
             verdict = digests.pace(transport, delivery)
             if verdict.kind in (ratelimit.FOLD, ratelimit.LEADER):
@@ -597,15 +683,7 @@ class Drain:
         if not results:
             return set()
         ids, tokens = {r.delivery_id for r in results}, {r.claim_token for r in results}
-        ours = and_(Delivery.id.in_(ids), Delivery.claim_token.in_(tokens))
-        if db.session.get_bind().dialect.name == "postgresql":
-            # A row lock, without the new row version an UPDATE would write.
-            found = db.session.execute(select(Delivery.id, Delivery.claim_token).where(ours).with_for_update())
-        else:
-            # SQLite has no row locks: a write takes the database's write lock, held until the commit.
-            found = db.session.execute(update(Delivery).where(ours).values(updated_at=now)
-                                       .returning(Delivery.id, Delivery.claim_token)
-                                       .execution_options(synchronize_session=False))
+        found = db.session.execute(_held_statement(self.dialect), {"ids": list(ids), "tokens": list(tokens), "now": now})
         pairs = {(row[0], row[1]) for row in found}
         # A delivery this drain claimed twice (its first lease ran out) is held by the later claim only.
         results = [r for r in results if (r.delivery_id, r.claim_token) in pairs]
@@ -620,7 +698,7 @@ class Drain:
             if result.attempt is not None:
                 attempts[tuple(result.attempt)].append(result.attempt)
         for rows in attempts.values():
-            db.session.execute(Attempt.__table__.insert(), rows)
+            db.session.execute(_insert_attempts(), rows)
         by_keys: dict[tuple, list[dict]] = defaultdict(list)
         for result in results:
             row = dict(result.row)
