@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -82,6 +83,22 @@ def get_redis(app=None) -> redis.Redis:
                                       health_check_interval=30)
         app.extensions["merchant_notify.redis"] = client
     return client
+
+
+# Each Lua script as a `Script` of each client: sent once, then run by its SHA (EVALSHA), loaded
+# again by redis-py when Redis answers NOSCRIPT (after a restart). A drain runs its scripts
+# hundreds of times a second; sending their text each time cost the worker CPU for nothing.
+_SCRIPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_script(text: str, keys: list, args: list, client: redis.Redis | None = None):
+    """Run the Lua script `text` on the app's Redis (EVALSHA, as `Script` does)."""
+    client = client or get_redis()
+    scripts = _SCRIPTS.setdefault(client, {})
+    script = scripts.get(text)
+    if script is None:
+        script = scripts[text] = client.register_script(text)
+    return script(keys=keys, args=args)
 
 
 def get_queue(app=None) -> Queue:
@@ -166,7 +183,7 @@ def pop_due(limit: int, per_endpoint: int, room: dict[int, int] | None = None,
         return []
     now = time.time() if now is None else now
     pairs = [value for channel_id, n in (room or {}).items() for value in (f"c{channel_id}", max(0, n))]
-    members = get_redis().eval(_POP_DUE, 1, key("ready"), repr(now), limit, POP_SCAN, per_endpoint, *pairs)
+    members = run_script(_POP_DUE, [key("ready")], [repr(now), limit, POP_SCAN, per_endpoint, *pairs])
     return [parse_member(m) for m in members]
 
 

@@ -225,5 +225,5 @@ def reserve(key: str, reservation: str, pacing: Pacing, mode: str = FIXED) -> Ve
     it goes alone, folds or leads a digest (see the module's text). Asking again for the same
     reservation gives the same slot. Measured on the Redis server's clock, so workers' clocks need
     not agree."""
-    kind, wait = queue.get_redis().eval(_RESERVE, 2, key, key + ":digest", reservation, mode, *pacing.arguments())
+    kind, wait = queue.run_script(_RESERVE, [key, key + ":digest"], [reservation, mode, *pacing.arguments()])
     return Verdict(kind.decode() if isinstance(kind, bytes) else kind, float(wait))
