@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 
 from rq import Queue
@@ -244,6 +245,34 @@ def test_deliveries_to_a_channel_disabled_meanwhile_are_cancelled(app, make_webh
     worker()
     status, attempts = load(app, delivery_id)
     assert status == DeliveryStatus.CANCELLED and attempts == []
+
+
+def test_a_drain_running_on_sees_a_channel_disabled_within_a_second(app, make_webhook, local_receiver):
+    """A drain reads a channel at most once every CHANNEL_FRESH seconds: a channel disabled while a
+    long drain runs gets no more sends once that time has passed, and its waiting deliveries are
+    cancelled, not sent."""
+    receiver = local_receiver(lambda path, headers: (200, {}, b"", 0))
+    channel_id = make_webhook(receiver.url + "/hook")
+    with app.app_context():
+        work = jobs.Drain(app.config)
+
+        def send(delivery_id):
+            work.held[channel_id].append(delivery_id)
+            work.start_sends()
+            while work.in_flight:
+                work.collect(0.1)
+            work.flush(force=True)
+
+        (_, (first,)), (_, (second,)) = emit(app), emit(app)
+        send(first)
+        db.session.get(Channel, channel_id).enabled = False
+        db.session.commit()
+        time.sleep(jobs.CHANNEL_FRESH + 0.1)
+        send(second)
+    assert load(app, first)[0] == DeliveryStatus.DELIVERED
+    status, attempts = load(app, second)
+    assert status == DeliveryStatus.CANCELLED and attempts == []
+    assert len(receiver.requests) == 1
 
 
 def test_retry_delays_follow_the_schedule_with_jitter_and_honour_retry_after():
