@@ -48,6 +48,8 @@ class RobotTransport(Transport):
     official_host: str
     official_hosts: tuple[str, ...] = ()
     rate_limits = ((20, 60.0),)
+    # `send` is `post` and reading the service's JSON answer into codes: nothing reads the app.
+    send_needs_app = False
     # Order events waiting for a slot are folded into digests (notify.digests).
     folds = True
     # Which mention kinds this service supports: "all", "mobiles", "user_ids".
