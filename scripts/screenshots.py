@@ -42,8 +42,12 @@ def main() -> None:
     port, demo_port = free_port(), free_port()
     env = dict(os.environ, INSTANCE_PATH=str(tmp), SECRET_KEY="screenshots", PYTHONUNBUFFERED="1",
                ALLOW_PRIVATE_TARGETS="1", MERCHANT_TIMEZONE="Asia/Shanghai", MERCHANT_NAME="Demo shop")
-    env.pop("REDIS_URL", None)
     env.pop("DATABASE_URL", None)
+    # One embedded Redis for every process, started before them (as `make run` does): started by
+    # each on its own, the admin and the worker could race and each start its own.
+    from notify import embedded_redis
+
+    env["REDIS_URL"] = embedded_redis.ensure_running(tmp / "redis")
     flask = [sys.executable, "-m", "flask", "--app", "app"]
     subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     secret = "whsec_screenshot_demo_secret_0123456789"
@@ -76,7 +80,7 @@ def main() -> None:
             page.fill("#secret", secret)
             page.click("button.primary")
             page.select_option("#hook", "order_pay_hook")
-            page.click("text=Send test")
+            page.get_by_role("button", name="Send test").click()  # the filters' help text names it too
             page.wait_for_selector("#result .badge-delivered", timeout=15000)
             subprocess.run([*flask, "demo", "seed"], cwd=ROOT, env=env, check=True, capture_output=True)
             time.sleep(3)  # the worker delivers the demo shop's events
@@ -99,8 +103,6 @@ def main() -> None:
         for proc in procs:
             proc.terminate()
             proc.wait(10)
-        from notify import embedded_redis
-
         embedded_redis.stop(tmp / "redis")
         shutil.rmtree(tmp, ignore_errors=True)
 
