@@ -33,6 +33,9 @@ def main(argv: list[str]) -> int:
     host = env.get("MN_HOST", "127.0.0.1")
     port = env.get("MN_PORT", "5000")
     demo_port = env.get("RECEIVER_PORT", "5001")
+    # Digest messages link to the admin: by default, where this box serves it (set PUBLIC_URL
+    # when the merchant reaches it by another name, e.g. behind a proxy or on 0.0.0.0).
+    env.setdefault("PUBLIC_URL", f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}")
 
     # Every process of this box writes its metrics here; the admin's /metrics adds them up.
     metrics_dir = instance / "prometheus"
