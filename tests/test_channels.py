@@ -118,6 +118,24 @@ def test_dingtalk_permanent_failures_stop_and_explain(app, worker, dingtalk, mak
     assert explanation in failed.last_error and "errcode" in failed.last_error
     broken = channel(app, channel_id)
     assert broken.needs_attention and explanation in broken.attention_reason
+    # A robot that does not exist (removed from its group) disables the channel; a wrong secret
+    # or keyword is the merchant's to fix, and the channel stays on.
+    assert broken.enabled == (not explanation.startswith("access_token"))
+
+
+@pytest.mark.parametrize("kind, path", [("dingtalk", "/robot/send?access_token=" + "ab12" * 16),
+                                         ("wecom", "/cgi-bin/webhook/send?key=0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")])
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_robot_url_answering_404_or_410_fails_and_410_disables(app, worker, local_receiver, make_channel, kind,
+                                                                 path, status):
+    receiver = local_receiver(lambda path, headers: (status, {}, b"no such robot", 0))
+    channel_id = make_channel(kind, {"url": receiver.url + path})
+    ids = emit(app)
+    worker(until=settled(app, ids))
+    failed = delivery(app, ids[0])
+    assert failed.status == DeliveryStatus.FAILED and failed.attempt_count == 1 and str(status) in failed.last_error
+    gone = channel(app, channel_id)
+    assert gone.needs_attention and gone.enabled == (status == 404)
 
 
 def test_fixing_the_secret_and_testing_clears_needs_attention(app, worker, dingtalk, make_channel, login):
@@ -235,6 +253,7 @@ def test_wecom_removed_key_is_permanent_and_rate_limit_answer_waits(app, worker,
     worker(until=settled(app, ids))
     assert delivery(app, ids[0]).status == DeliveryStatus.FAILED
     assert "webhook key is not valid" in channel(app, removed).attention_reason
+    assert not channel(app, removed).enabled  # a removed robot: disabled, as Feishu's 19001
     with app.app_context():
         channel_service.delete(db.session.get(Channel, removed))
     # 45009: transient, and the next attempt waits at least a minute.

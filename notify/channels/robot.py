@@ -225,6 +225,7 @@ class RobotTransport(Transport):
         if result.status != 200:
             if result.status in (404, 410):
                 outcome.kind = PERMANENT
+                outcome.gone = result.status == 410  # Gone: disabled, as a WebHook's 410
                 outcome.error = reason("robot_no_robot", service=service, status=result.status)
             else:
                 outcome.error = reason("robot_status", service=service, status=result.status)

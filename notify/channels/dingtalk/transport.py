@@ -30,6 +30,8 @@ class DingTalkTransport(RobotTransport):
         101002: (PERMANENT, "dingtalk_too_long", None),
         -1: (TRANSIENT, "dingtalk_busy", None),
     }
+    # The robot was removed from its group (or never existed): disabled, as Feishu's 19001.
+    gone_codes = frozenset({300001, 300005})
 
     def classify(self, code: int, message: str):
         if code != 310000:

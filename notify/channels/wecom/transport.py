@@ -33,6 +33,8 @@ class WeComTransport(RobotTransport):
         45009: (TRANSIENT, "wecom_throttled", 60.0),
         -1: (TRANSIENT, "wecom_busy", None),
     }
+    # The key was removed (the robot taken out of its group) or never existed: disabled, as Feishu's 19001.
+    gone_codes = frozenset({93000})
 
     def build(self, event) -> dict:
         summary = self.summary(event)
