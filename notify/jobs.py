@@ -47,6 +47,9 @@ FLUSH_SECONDS = 0.05
 FLUSH_SIZE = 200
 # A claim takes up to this many held deliveries even when fewer slots are free (`Drain.start_sends`).
 CLAIM_AHEAD = 64
+# A busy drain asks Redis for more at least this often, and sooner when an endpoint it sends to has
+# room for a quarter of its cap (`Drain.refill`).
+POP_INTERVAL = 0.02
 # How long a drain trusts a channel it read (enabled, settings) before reading it again.
 CHANNEL_FRESH = 1.0
 # How often a busy drain checks whether more is due than it can hold, to wake another worker.
@@ -338,6 +341,8 @@ class Drain:
         self.digested: dict[str, set[str]] = {}
         self.failing: dict[int, bool] = {}  # channel id → whether a run of failures is under way
         self.last_flush = time.monotonic()
+        self.next_pop = 0.0  # `refill`
+        self.refill_at = max(1, self.per_endpoint // 4)
         self.sent = 0
         self._adopt_carried()
 
@@ -373,6 +378,13 @@ class Drain:
         ready = self._ready_per_channel()
         room = {channel_id: self.per_endpoint * 2 - self.per_channel[channel_id] - len(self.held[channel_id])
                 - ready[channel_id] for channel_id in set(self.per_channel) | set(self.held) | set(ready)}
+        now = time.monotonic()
+        if limit <= 0 or (now < self.next_pop and not any(n >= self.refill_at for n in room.values())):
+            # Every endpoint this drain sends to still holds most of a round: asking Redis after each
+            # finished send would cost a pop per delivery (each scanning the backlog) for one member.
+            # An endpoint this drain has not seen yet waits at most POP_INTERVAL.
+            return 0
+        self.next_pop = now + POP_INTERVAL
         popped = queue.pop_due(limit, self.per_endpoint * 2, room)
         for channel_id, delivery_id in popped:
             self.held[channel_id].append(delivery_id)
