@@ -355,7 +355,7 @@ def test_email_digests_at_most_one_a_minute(app, worker, smtp_server, make_chann
     assert len(smtp_server.messages) == 6
     message, _ = smtp_server.parsed()[-1]
     assert message["Subject"] == "[Shop] 3 orders paid — CN¥29.70" and message["X-Apsdai-Digest"].startswith("dig_")
-    text = message.get_body(("plain",)).get_content()
+    text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert "Sale Pass\n- E5 · CN¥9.90\n- E6 · CN¥9.90\n- E7 · CN¥9.90" in text
     html = message.get_body(("html",)).get_content()
     assert "/deliveries/?digest=dig_" in html
@@ -466,10 +466,15 @@ def test_a_wecom_digest_that_mentions_everyone_is_text_within_2048_bytes(app, wo
     worker()
     ids = emit_orders(app, [f"M2026120100{n:04d}" for n in range(1, 80)])
     worker(until=final(app, ids), timeout=20)
-    (digest,) = [m for m in wecom.robots[WECOM_KEY].messages if "orders paid" in m.get("text", {}).get("content", "")]
-    content = digest["text"]["content"]
-    assert len(content.encode("utf-8")) <= 2048 and digest["text"]["mentioned_list"] == ["@all"]
-    assert re.search(r"and \d+ more: http://\S+/deliveries/\?digest=dig_[0-9a-f]+", content)
-    assert "<font" not in content
+    digests_ = [m for m in wecom.robots[WECOM_KEY].messages if "orders paid" in m.get("text", {}).get("content", "")]
+    assert digests_
+    for n, digest in enumerate(digests_):
+        content = digest["text"]["content"]
+        assert len(content.encode("utf-8")) <= 2048 and digest["text"]["mentioned_list"] == ["@all"]
+        assert re.search(r"All of them on the deliveries page: http://\S+/deliveries/\?digest=dig_[0-9a-f]+", content)
+        assert ("more follow" in content) == (n < len(digests_) - 1)
+        assert "<font" not in content
+    listed = [no for m in digests_ for no in re.findall(r"M2026120100\d{4}", m["text"]["content"])]
+    assert sorted(listed) == [f"M2026120100{n:04d}" for n in range(1, 80)]
     # A filter value that is not a digest id is no filter.
     assert "The deliveries one digest message carried" not in login.get("/deliveries/?digest=dig_%3Cx%3E").text
