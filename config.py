@@ -235,6 +235,10 @@ def load_config(instance_path: str | Path, env: dict | None = None) -> dict:
         # The admin's address as the merchant's browser reaches it: links in messages (a digest's
         # "and 12 more" opens its deliveries there).
         "PUBLIC_URL": (env.get("PUBLIC_URL") or "http://127.0.0.1:5000").strip(),
+        # Seconds a delivery may wait for a digest before the next digest carries it even when it
+        # cannot list it (counted in "and N more", behind the link): bounds the lag of a sustained
+        # overload to about this plus one slot of the robot (notify.digests).
+        "DIGEST_LAG_BOUND": _float(env, "DIGEST_LAG_BOUND", 60.0),
         # Set by `make run`: the receiver demo, offered on the notifications page as a first WebHook.
         "RECEIVER_DEMO_URL": env.get("RECEIVER_DEMO_URL") or None,
         "RECEIVER_DEMO_SECRET": env.get("RECEIVER_DEMO_SECRET") or None,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy import false as sa_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -73,6 +73,10 @@ class Delivery(db.Model):
         # Newest first, and the dashboard's counts per day and result: with the status in the index
         # those counts read the index alone, never the rows.
         Index("ix_deliveries_created_status", "created_at", "status"),
+        # A digest's gather (notify.digests): a channel's parked deliveries that are due. Partial:
+        # only the few rows parked for a digest are in it, not the history.
+        Index("ix_deliveries_parked", "channel_id", "status", "fold", "next_attempt_at",
+              postgresql_where=text("fold IS NOT NULL"), sqlite_where=text("fold IS NOT NULL")),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dlv"))
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)

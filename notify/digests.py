@@ -10,11 +10,18 @@ plus BACKSTOP; the leader: its slot). Nothing about a parked delivery lives only
 
 When the leader comes back at its slot, `start()` claims the other parked deliveries of its
 channel whose digest is due (oldest first, up to CAP, with a claim token like `jobs.claim`),
-loads their events, builds one request (`Transport.prepare_digest`) and sends it once. Each
-delivery it carried gets its own attempt with the same outcome and `digest_id` (`expand()`), and
-its status by the usual rules: delivered, retried on its own schedule (and foldable again), or
-failed. The leader's attempt stores the request as sent; the others store its URL and headers
-and point to it through the digest id, so a digest of 500 is stored once, not 500 times.
+loads their events, fits one message to the service's size limit (`Transport.fit_digest`: the
+leader, then the oldest, as many lines as fit) and sends it once (`Transport.prepare_digest`).
+A digest carries what it lists, and only that, with one exception: a delivery that has waited
+longer than DIGEST_LAG_BOUND seconds (60) is carried even when it does not fit, counted in "and
+N more" behind the link, so under a sustained overload no order waits much longer than the bound
+plus a slot. The others gathered are given back (`release()`), parked for the next digest, which
+the oldest of them leads at the robot's next free slot (the limiter's LEAD mode), new events or
+not; the message says how many follow. Each delivery it carried gets its own attempt with the
+same outcome and `digest_id` (`expand()`), and its status by the usual rules: delivered, retried
+on its own schedule (and foldable again), or failed. The leader's attempt stores the request as
+sent; the others store its URL and headers and point to it through the digest id, so a digest
+of 500 is stored once, not 500 times.
 
 A delivery whose event cannot be loaded is left out and gets its own failed attempt (the drain's
 poison isolation); a digest of one is sent as the ordinary message.
@@ -39,8 +46,9 @@ from notify.channels.base import OutgoingRequest
 
 log = logging.getLogger(__name__)
 
-# `Delivery.fold`: folded into the robot's pending digest; leading it; parked for quiet hours
-# (notify.rules); sent alone on the merchant's request (a redelivery), never folded.
+# `Delivery.fold`: folded into the robot's pending digest; leading it (or, due now, to lead the
+# next one: the oldest a digest gave back); parked for quiet hours (notify.rules); sent alone on
+# the merchant's request (a redelivery), never folded.
 RATE, LEAD, QUIET, ALONE = "rate", "lead", "quiet", "alone"
 # Most deliveries one digest carries: bounds a drain's memory (each event is loaded). Those left
 # over stay parked and go with the next digest.
@@ -63,8 +71,9 @@ def pace(transport, delivery: Delivery) -> ratelimit.Verdict:
     if not foldable(delivery, transport):
         mode = ratelimit.FIXED
     else:
-        # At the end of its quiet hours a parked delivery leads a digest, pressure or not.
-        mode = ratelimit.LEAD if delivery.fold == QUIET else ratelimit.FOLDABLE
+        # At the end of its quiet hours a parked delivery leads a digest, pressure or not; so does
+        # the oldest one a digest could not carry (`release`), and a leader whose slot Redis lost.
+        mode = ratelimit.LEAD if delivery.fold in (QUIET, LEAD) else ratelimit.FOLDABLE
     return ratelimit.reserve(ratelimit.robot_key(transport.rate_key()),
                              f"{delivery.id}:{delivery.attempt_count + 1}", pacing, mode)
 
@@ -90,8 +99,10 @@ def _gatherable(now, batch_token: str):
     """Parked and due, and not held by anyone; or held by the drain's own batch, not yet started
     (many parked deliveries come due at once when quiet hours end: the first leads, and takes the
     others of its batch along rather than leaving them to lead digests of their own)."""
-    # Order events only: an alarm parked for quiet hours goes alone, as it always does.
-    return and_(Delivery.hook.in_(ORDER_HOOKS), or_(
+    # Order events only: an alarm parked for quiet hours goes alone, as it always does. `fold IS
+    # NOT NULL` is implied by what follows; said at the top it lets SQLite use the partial index
+    # ix_deliveries_parked (PostgreSQL proves it either way).
+    return and_(Delivery.fold.isnot(None), Delivery.hook.in_(ORDER_HOOKS), or_(
         and_(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRYING]), _due(now)),
         and_(Delivery.status == DeliveryStatus.SENDING, Delivery.claim_token == batch_token,
              Delivery.fold.in_([RATE, QUIET]))))
@@ -127,9 +138,14 @@ def gather(channel_id: int, leader_id: str, batch_token: str) -> tuple[str, set[
 def start(drain, leader: Delivery, transport, token: str) -> bool:
     """Send the digest `leader` leads, from `Drain._start`: gather what waits, build one request,
     hand it to a sender thread. False when nothing else waits (the leader then goes alone).
-    Whatever goes wrong with one delivery's event costs that delivery alone (its own failed
-    attempt, as in the drain); should the digest's request itself fail to build, every delivery
-    gathered gets that attempt, so none stays claimed."""
+
+    The message carries what it lists (the leader first, then oldest first, as many as fit the
+    service's size limit) and what waited longer than DIGEST_LAG_BOUND seconds, counted as "and
+    N more" behind the link when it is not listed (so no order waits much longer than the bound
+    and a slot, however long the overload lasts). The others gathered are given back, parked for
+    the next digest (`release`). Whatever goes wrong with one delivery's event costs that delivery
+    alone (its own failed attempt, as in the drain); should the digest's request itself fail to
+    build, every delivery gathered gets that attempt, so none stays claimed."""
     gathered_token, claimed = gather(leader.channel_id, leader.id, token)
     if not claimed:
         return False
@@ -144,7 +160,7 @@ def start(drain, leader: Delivery, transport, token: str) -> bool:
     try:
         with messages.merchant_locale():
             try:
-                digest = messages.digest(digest_id, [_entry(d) for d, _ in members], link)
+                digest = _digest(digest_id, members, leader, link)
             except Exception:
                 # Find the events that cannot be put into words; each pays for itself alone.
                 healthy = []
@@ -158,7 +174,8 @@ def start(drain, leader: Delivery, transport, token: str) -> bool:
                 members = healthy
                 if not members:
                     return True
-                digest = messages.digest(digest_id, [_entry(d) for d, _ in members], link)
+                digest = _digest(digest_id, members, leader, link)
+        digest = transport.fit_digest(digest)
         request = transport.prepare_digest(digest, signing.now_ms())
     except jobs.JobTimeoutException:
         raise
@@ -167,6 +184,11 @@ def start(drain, leader: Delivery, transport, token: str) -> bool:
         for delivery, held in members:
             _unsent(drain, delivery, held, exc)
         return True
+    carried = set(digest.carried)
+    release(drain, [pair for n, pair in enumerate(members) if n not in carried])
+    members = [pair for n, pair in enumerate(members) if n in carried]
+    # The leader is always carried (listed first): its slot is the message's.
+    members.sort(key=lambda pair: pair[0].id != leader.id)
     # The others' attempts point to the first one's, which holds the message as sent.
     pointer = OutgoingRequest(request.method, request.url, request.headers, b"", request.masked_headers,
                               masked_url=request.masked_url)
@@ -181,6 +203,28 @@ def start(drain, leader: Delivery, transport, token: str) -> bool:
     metrics.DIGESTS.labels(kind).inc()
     metrics.FOLDED.labels(kind).inc(len(items))
     return True
+
+
+def _digest(digest_id: str, members: list, leader: Delivery, link: str) -> messages.Digest:
+    """Everything gathered, to be fitted: the leader listed first, and those parked for longer
+    than DIGEST_LAG_BOUND seconds carried whether or not they are listed."""
+    bound = timedelta(seconds=current_app.config["DIGEST_LAG_BOUND"])
+    now = utcnow()
+    lead = next((n for n, (d, _) in enumerate(members) if d.id == leader.id), None)
+    overdue = {n for n, (d, _) in enumerate(members) if d.created_at is not None and now - d.created_at > bound}
+    return messages.digest(digest_id, [_entry(d) for d, _ in members], link, lead=lead, overdue=overdue)
+
+
+def release(drain, left: list) -> None:
+    """Give back the deliveries a digest gathered but did not carry, parked for the next digest
+    (`fold = rate`, due at once; back by themselves after BACKSTOP should no digest take them).
+    The oldest of them leads the next digest (`fold = lead`, due now: paced in the limiter's
+    LEAD mode), so it goes at the robot's next free slot even when nothing new arrives; the others
+    fold into it. Not an attempt: nothing was sent for them."""
+    left = sorted(left, key=lambda pair: (pair[0].created_at, pair[0].id))
+    for n, (delivery, held) in enumerate(left):
+        drain.deferred.append((delivery.id, held, delivery.channel_id, delivery.attempt_count,
+                               0.0 if n == 0 else BACKSTOP, LEAD if n == 0 else RATE))
 
 
 def _entry(delivery: Delivery) -> tuple:

@@ -403,41 +403,88 @@ class DigestLine:
 
 @dataclass
 class DigestGroup:
-    """The events of one hook in a digest: a headline with their count and sum, one line each."""
+    """The events of one hook that a digest message carries: a headline with their count and sum,
+    and the lines it lists (oldest first; `count` may be more: the rest are "and N more")."""
     hook: str
     hook_label: str
     state: str
     headline: str
     lines: list[DigestLine] = field(default_factory=list)
+    count: int = 0
+
+    @property
+    def products(self) -> list[tuple[str, list[DigestLine]]]:
+        """The listed lines by product, in the order each product first appears: a product is
+        named once above its orders, which keeps a line to the order number and the amount."""
+        found: dict[str, list[DigestLine]] = {}
+        for item in self.lines:
+            found.setdefault(item.product, []).append(item)
+        return list(found.items())
+
+
+@dataclass
+class _Item:
+    """One gathered event, put into words once however many fits are tried."""
+    index: int  # its place in the events given to `digest()`
+    hook: str
+    line: DigestLine
+    amount: Decimal | None  # None: not summed (unreadable, or a currency code that is not one)
+    code: str
+    created: datetime
+    carry: bool  # carried by this message even when it is not listed (overdue, or the leader)
 
 
 @dataclass
 class Digest:
-    """Several waiting events sent as one message (notify.digests): a headline per hook, one line
-    per event, and a link to the deliveries it carried (`link`). `listed(n)` is what a renderer
-    shows when only `n` lines fit the service's size limit; the rest is "and N more"."""
+    """Waiting events sent as one message (notify.digests): a headline per hook, a line per
+    listed event, and a link to the deliveries it carried (`link`).
+
+    A digest is first made of everything gathered (`digest()`); the transport then fits it to
+    its service's size limit (`take(n)`: the first n in listing order are listed). What the
+    message carries is what it lists, plus the events that must go now even unlisted (`more`:
+    "and N more", behind the link); the others are not carried (`following`: "N more follow in
+    the next message") and go back to wait for the next digest. Headlines, the title, the count
+    and the times describe what it carries."""
     id: str
     title: str
     groups: list[DigestGroup]
-    count: int
-    first: str  # the time of the oldest event, and of the newest, in the merchant's time zone
+    count: int  # deliveries it carries
+    first: str  # the time of the oldest event carried, and of the newest, in the merchant's time zone
     last: str
     link: str
     timezone: str = "UTC"
     shop: str = ""
+    more: int = 0  # carried but not listed
+    following: int = 0  # gathered, not carried: in the next message
+    carried: tuple[int, ...] = ()  # indexes of the events carried, in the list given to `digest()`
+    fitted: bool = False  # whether a transport has fitted it (`take`)
+    items: list[_Item] = field(default_factory=list, repr=False)  # everything gathered, in listing order
+    locale: str = "en"
 
     @property
     def subject(self) -> str:
         return " ".join(f"[{self.shop}] {self.title}".split())
 
-    def listed(self, n: int) -> list[tuple[DigestGroup, list[DigestLine]]]:
-        """The groups with their first lines, `n` lines in all (oldest first within each hook)."""
+    @property
+    def gathered(self) -> int:
+        return len(self.items)
+
+    @property
+    def listed_count(self) -> int:
+        return sum(len(group.lines) for group in self.groups)
+
+    def take(self, n: int) -> "Digest":
+        """The message that lists the first `n` gathered events (in listing order: the leader,
+        then oldest first): it carries those and every other that must go now (`_Item.carry`)."""
+        return _compose(self, self.items, n)
+
+    def listed(self, n: int | None = None) -> list[tuple[DigestGroup, list[DigestLine]]]:
+        """The groups with the lines this message lists (all of them, or the first `n`)."""
         shown = []
         for group in self.groups:
-            if n <= 0:
-                break
-            shown.append((group, group.lines[:n]))
-            n -= len(shown[-1][1])
+            lines = group.lines if n is None else group.lines[:max(0, n - sum(len(x) for _, x in shown))]
+            if lines:
+                shown.append((group, lines))
         return shown
 
 
@@ -455,58 +502,102 @@ def _digest_counts(hook: str, n: int, num: str) -> str:
     return texts[hook]
 
 
-def digest(digest_id: str, events: list[tuple[str, object, datetime]], link: str) -> Digest:
+def digest(digest_id: str, events: list[tuple[str, object, datetime]], link: str, *, lead: int | None = None,
+           overdue=()) -> Digest:
     """A `Digest` of order events `(hook, data, created_at)`, in the current locale (see
-    `merchant_locale()`), oldest first. Tolerant of any data, as `summarize()`: every value from
-    it passes through `line()`. Amounts are added up per currency (a digest may hold orders in
-    several: "¥4,560.00 + US$12.00"); an amount that cannot be read shows as "?" on its line and
-    is left out of the sum."""
+    `merchant_locale()`), listing all of them, oldest first; a transport fits it to its size
+    limit (`Digest.take`). `lead` (an index into `events`) is listed first whatever its age (the
+    leader, whose slot the message takes); the events at the indexes in `overdue` are carried even
+    when they are not listed. Tolerant of any data, as `summarize()`: every value from it passes
+    through `line()`. Amounts are added up per currency (a digest may hold orders in several:
+    "¥4,560.00 + US$12.00"); an amount that cannot be read shows as "?" on its line and is left
+    out of the sum."""
     settings = shop_settings.effective()
     fmt = _Format(str(get_locale()), settings.timezone)
-    events = sorted(events, key=lambda e: e[2])
-    groups: dict[str, DigestGroup] = {}
-    sums: dict[str, dict[str, Decimal]] = {}
-    for hook_name, data, _created in events:
-        hook = hooks.get(hook_name)
-        group = groups.get(hook_name)
-        if group is None:
-            group = groups[hook_name] = DigestGroup(hook_name, str(hook.label), _ORDER_STATES.get(hook_name, NEUTRAL),
-                                                    "")
-            sums[hook_name] = {}
+    overdue = set(overdue)
+    items = []
+    for index, (hook_name, data, created) in enumerate(events):
         order = _object(_object(data).get("order"))
         product = _product(order.get("product"))
         currency = order.get("currency")
         code = "CNY" if currency is None or currency == "" else (currency.upper() if isinstance(currency, str) else "")
         amount = _decimal(order.get("amount"))
-        if amount is not None and _CURRENCY_CODE.fullmatch(code):
-            sums[hook_name][code] = sums[hook_name].get(code, Decimal(0)) + amount
-        group.lines.append(DigestLine(line(order.get("order_no")) or "?",
+        items.append(_Item(index, hook_name,
+                           DigestLine(line(order.get("order_no")) or "?",
                                       line(product.get("name")) or line(product.get("path")) or "?",
-                                      fmt.money(order.get("amount"), currency)))
+                                      fmt.money(order.get("amount"), currency)),
+                           amount if amount is not None and _CURRENCY_CODE.fullmatch(code) else None, code,
+                           created, index in overdue or index == lead))
+    items.sort(key=lambda item: (item.index != lead, _sort_time(item.created), item.index))
+    base = Digest(digest_id, "", [], 0, "", "", link, settings.timezone, settings.shop_name, locale=fmt.locale)
+    whole = _compose(base, items, len(items))
+    whole.fitted = False
+    return whole
+
+
+def _sort_time(moment) -> datetime:
+    return moment if isinstance(moment, datetime) else datetime.min
+
+
+def _compose(base: Digest, items: list[_Item], n: int) -> Digest:
+    """The digest message listing items[:n] and carrying them and the other items that must go."""
+    listed = items[:max(0, n)]
+    unlisted = [item for item in items[len(listed):] if item.carry]
+    carried = sorted(listed + unlisted, key=lambda item: (_sort_time(item.created), item.index))
+    shown = sorted(listed, key=lambda item: (_sort_time(item.created), item.index))
+    locale = base.locale
+    groups: dict[str, DigestGroup] = {}
+    sums: dict[str, dict[str, Decimal]] = {}
+    for item in carried:
+        group = groups.get(item.hook)
+        if group is None:
+            group = groups[item.hook] = DigestGroup(item.hook, str(hooks.get(item.hook).label),
+                                                    _ORDER_STATES.get(item.hook, NEUTRAL), "")
+            sums[item.hook] = {}
+        group.count += 1
+        if item.amount is not None:
+            sums[item.hook][item.code] = sums[item.hook].get(item.code, Decimal(0)) + item.amount
+    for item in shown:
+        groups[item.hook].lines.append(item.line)
     for hook_name, group in groups.items():
-        n = len(group.lines)
-        total = " + ".join(format_currency(value, code, locale=fmt.locale) for code, value in sorted(sums[hook_name].items()))
-        counted = _digest_counts(hook_name, n, format_decimal(n, locale=fmt.locale))
+        total = " + ".join(format_currency(value, code, locale=locale) for code, value in sorted(sums[hook_name].items()))
+        counted = _digest_counts(hook_name, group.count, format_decimal(group.count, locale=locale))
         group.headline = _("%(what)s — %(total)s", what=counted, total=total) if total else counted
     ordered = list(groups.values())
-    count = len(events)
+    count = len(carried)
     title = ordered[0].headline if len(ordered) == 1 else ngettext(
-        "%(count)s order notification", "%(count)s order notifications", count, count=format_decimal(count, locale=fmt.locale))
+        "%(count)s order notification", "%(count)s order notifications", count,
+        count=format_decimal(count, locale=locale))
+    fmt = _Format(locale, base.timezone)
 
-    def when(moment: datetime) -> str:
+    def when(moment) -> str:
         return fmt.when(moment.replace(tzinfo=timezone.utc).isoformat()) if isinstance(moment, datetime) else ""
 
-    return Digest(digest_id, title, ordered, count, when(events[0][2]) if events else "",
-                  when(events[-1][2]) if events else "", link, settings.timezone, settings.shop_name)
+    return Digest(base.id, title, ordered, count, when(carried[0].created) if carried else "",
+                  when(carried[-1].created) if carried else "", base.link, base.timezone, base.shop,
+                  more=len(unlisted), following=len(items) - count,
+                  carried=tuple(sorted(item.index for item in carried)), fitted=True, items=items, locale=locale)
 
 
-def render_digest(template: str, d: Digest, listed: int, **context) -> str:
-    """Render `template` (as for `render()`) for a digest showing `listed` of its lines, escaped
-    as `render()` escapes (the digest's values are one line each already)."""
-    more = max(0, d.count - listed)
-    return _environment(template).render(d=d, shown=d.listed(listed), more=more,
-                                         more_text=format_decimal(more, locale=str(get_locale())),
+def render_digest(template: str, d: Digest, listed: int | None = None, **context) -> str:
+    """Render `template` (as for `render()`) for a digest message: `d` as fitted, or the message
+    that lists the first `listed` of what it gathered (`Digest.take`). Escaped as `render()`
+    escapes (the digest's values are one line each already)."""
+    if listed is not None:
+        d = d.take(listed)
+    locale = str(get_locale())
+    return _environment(template).render(d=d, shown=d.listed(), more=d.more,
+                                         more_text=format_decimal(d.more, locale=locale),
+                                         following=d.following,
+                                         following_text=format_decimal(d.following, locale=locale),
                                          **context).strip()
+
+
+def fit_digest(d: Digest, size, max_bytes: int, max_lines: int | None = None) -> Digest:
+    """The message of `d` that lists the most of what it gathered (at most `max_lines`) and whose
+    size, `size(message)` in bytes, is within `max_bytes` (nothing listed when nothing fits)."""
+    total = d.gathered if max_lines is None else min(d.gathered, max_lines)
+    return d.take(fit_lines(lambda n: size(d.take(n)), total, max_bytes))
 
 
 def fit_lines(size, total: int, max_bytes: int) -> int:

@@ -40,7 +40,8 @@ SAFETY = 2.0
 BACKSTOP = 30.0
 
 # What a message asks for: FIXED (never folds: alarms, Tests, reports, redeliveries), FOLDABLE
-# (may go alone, else folds), LEAD (must lead a digest: its quiet hours are over).
+# (may go alone, else folds), LEAD (must lead a digest: its quiet hours are over, or it is the
+# oldest of those a digest could not list, which leads the next one: notify.digests.release).
 FIXED, FOLDABLE, LEAD = "fixed", "fold", "lead"
 # What it gets: SEND (alone, after `wait` seconds), FOLD (into the pending digest, due in `wait`),
 # LEADER (leads the digest due in `wait`), DIGEST (leads a digest due now: send it).

@@ -574,3 +574,49 @@ def test_any_json_folds_into_a_digest_for_every_kind_that_folds_as_text_not_mark
                 markdown = (body.get("markdown") or {}).get("text") or (body.get("markdown") or {}).get("content") \
                     or body["card"]["elements"][0]["content"]
                 assert markdown.count("](") == 1 and DIGEST_LINK in markdown, (name, markdown)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(events=st.lists(st.tuples(st.sampled_from(ORDER_HOOKS), st.one_of(shaped_data, json_values),
+                                 st.integers(0, 3600)), min_size=1, max_size=40),
+       lead=st.integers(0, 39), overdue=st.sets(st.integers(0, 39), max_size=10), room=st.integers(300, 3000),
+       language=st.sampled_from(["en", "zh_CN"]))
+def test_a_digest_fitted_to_any_room_carries_what_it_lists_and_what_is_overdue(app, events, lead, overdue, room,
+                                                                              language):
+    """Whatever the orders hold and however little room the message has: the fitted message is
+    within the room (or lists nothing), one more line would not fit, it lists the leader first
+    and then the oldest, it carries what it lists and the overdue ones, the rest follow, and its
+    headlines count what it carries. Through WeCom's markdown and the email's HTML, escaped."""
+    from datetime import timedelta
+
+    app.config.update(MERCHANT_LANGUAGE=language)
+    start = utcnow()
+    given_events = [(hook, data, start + timedelta(seconds=offset)) for hook, data, offset in events]
+    lead = lead if lead < len(events) else None
+    overdue = {n for n in overdue if n < len(events)}
+    with app.app_context():
+        with messages.merchant_locale():
+            whole = messages.digest("dig_0000000000001", given_events, DIGEST_LINK, lead=lead, overdue=overdue)
+            assert whole.gathered == len(events) and whole.following == 0 and whole.more == 0
+            for template in ("channels/wecom/digest.md", "channels/email/digest.html"):
+                def size(d):
+                    return len(messages.render_digest(template, d).encode("utf-8"))
+
+                fitted = messages.fit_digest(whole, size, room)
+                n = fitted.listed_count
+                assert size(fitted) <= room or n == 0
+                assert n == len(events) or size(whole.take(n + 1)) > room
+                order = sorted(range(len(events)), key=lambda i: (i != lead, given_events[i][2], i))
+                listed = set(order[:n])
+                assert set(fitted.carried) == listed | overdue | ({lead} if lead is not None else set())
+                assert fitted.count == len(fitted.carried) == n + fitted.more
+                assert fitted.following == len(events) - fitted.count
+                assert sum(group.count for group in fitted.groups) == fitted.count
+                shown = [line for group in fitted.groups for line in group.lines]
+                assert sorted(id(line) for line in shown) == sorted(id(item.line) for item in whole.items
+                                                                     if item.index in listed)
+                text = messages.render_digest(template, fitted)
+                if template.endswith(".md"):
+                    assert text.count("](") == 1 and DIGEST_LINK in text
+                    assert ("more follow" in text or "下一条消息" in text) == bool(fitted.following)

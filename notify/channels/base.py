@@ -178,10 +178,18 @@ class Transport:
         """Whether sending to this kind goes through the limiter (it has a limit, or folds)."""
         return self.folds or bool(self.limits())
 
+    def fit_digest(self, digest):
+        """The message of a `notify.messages.Digest` that fits the service's size limit, listing
+        as many of the events gathered as fit (`messages.fit_digest`): what it carries
+        (`Digest.carried`) is what it lists and the events that must go now even unlisted ("and N
+        more"); the others wait for the next digest. Only kinds with `folds` implement it."""
+        raise NotImplementedError
+
     def prepare_digest(self, digest, timestamp_ms: int) -> OutgoingRequest:
-        """One request carrying a `notify.messages.Digest`: its headline per hook and as many of
-        its lines as fit the service's size limit, then "and N more" with a link to all of them.
-        Only kinds with `folds` implement it."""
+        """One request carrying a `notify.messages.Digest` as `fit_digest` fitted it (a digest not
+        fitted yet is fitted first): its headline per hook, its lines, "and N more" with a link to
+        the deliveries it carries, and how many follow in the next message. Only kinds with
+        `folds` implement it."""
         raise NotImplementedError
 
     @classmethod

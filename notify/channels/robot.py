@@ -202,13 +202,15 @@ class RobotTransport(Transport):
         return self.channel.config.get("url", "")
 
     def build_digest(self, digest) -> dict:
-        """The JSON message for a `notify.messages.Digest`."""
+        """The JSON message for a `notify.messages.Digest` fitted by `fit_digest`."""
         raise NotImplementedError
 
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
         return self._request(self.build(event), timestamp_ms)
 
     def prepare_digest(self, digest, timestamp_ms: int) -> OutgoingRequest:
+        if not digest.fitted:
+            digest = self.fit_digest(digest)
         return self._request(self.build_digest(digest), timestamp_ms)
 
     def _request(self, message: dict, timestamp_ms: int) -> OutgoingRequest:

@@ -99,12 +99,11 @@ class DingTalkTransport(RobotTransport):
         return {"msgtype": "markdown", "markdown": {"title": title, "text": text},
                 "at": {"atMobiles": mentions["mobiles"], "isAtAll": mentions["all"]}}
 
+    def fit_digest(self, digest):
+        with messages.merchant_locale():
+            return messages.fit_digest(digest, lambda d: len(encode(self.build_digest(d))), MAX_BYTES)
+
     def build_digest(self, digest) -> dict:
         mentions = self.mentions_for(self.channel.config, hooks.ORDER)
         with messages.merchant_locale():
-            def make(n: int) -> dict:
-                return self.message(digest.title, messages.render_digest("channels/robot_digest.md", digest, n),
-                                    mentions)
-
-            listed = messages.fit_lines(lambda n: len(encode(make(n))), digest.count, MAX_BYTES)
-            return make(listed)
+            return self.message(digest.title, messages.render_digest("channels/robot_digest.md", digest), mentions)

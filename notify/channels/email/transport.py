@@ -28,9 +28,12 @@ from notify.channels.base import PERMANENT, SUCCESS, TRANSIENT, OutgoingRequest,
 MAX_RECIPIENTS = 20
 # This folder's templates, as the template loader names them (notify.channels.init_app).
 TEMPLATES = "channels/email/"
-# Lines of a digest an email lists; the rest are "and N more", a link to the deliveries page. An
-# email has no size limit that matters here, but a list longer than this is read on the page.
-DIGEST_LINES = 500
+# Lines of a digest an email lists at most (notify.digests.CAP, all that one digest gathers), and
+# the most bytes of its HTML part: Gmail clips a message whose HTML is over 102 KB behind "View
+# entire message". A row is the order number and the amount (about 60 bytes; a product heads its
+# rows), so a thousand of them fit. What does not fit follows in the next digest.
+DIGEST_LINES = 1000
+DIGEST_HTML_MAX_BYTES = 100_000
 # UTF-8 bytes per encoded word of a header: 52 characters of Base64, a line of at most 73 with
 # `Subject: ` and the word's own markers, so no line needs folding again.
 _WORD_BYTES = 39
@@ -190,11 +193,18 @@ class EmailTransport(Transport):
     def rate_key(self) -> str:
         return f"email-channel:{self.channel.id}"
 
-    def prepare_digest(self, digest, timestamp_ms: int) -> OutgoingRequest:
+    def fit_digest(self, digest):
         with messages.merchant_locale():
-            listed = min(digest.count, DIGEST_LINES)
-            text = messages.render_digest(TEMPLATES + "digest.txt", digest, listed)
-            html = messages.render_digest(TEMPLATES + "digest.html", digest, listed)
+            return messages.fit_digest(
+                digest, lambda d: len(messages.render_digest(TEMPLATES + "digest.html", d).encode("utf-8")),
+                DIGEST_HTML_MAX_BYTES, DIGEST_LINES)
+
+    def prepare_digest(self, digest, timestamp_ms: int) -> OutgoingRequest:
+        if not digest.fitted:
+            digest = self.fit_digest(digest)
+        with messages.merchant_locale():
+            text = messages.render_digest(TEMPLATES + "digest.txt", digest)
+            html = messages.render_digest(TEMPLATES + "digest.html", digest)
         recipients = list(self.channel.config.get("recipients") or [])
         message = Message(subject=encode_header(digest.subject), recipients=recipients, body=text, html=html,
                           sender=self.server.sender, extra_headers={"X-Apsdai-Digest": digest.id})

@@ -113,19 +113,22 @@ class FeishuTransport(RobotTransport):
         return self.shrink(lambda content: self.card(summary.title, summary.state, content, mentions),
                            rendered, MAX_BYTES - SIGNATURE_BYTES)
 
+    def fit_digest(self, digest):
+        """As many order lines as fit in 20 KB (less the signature's room)."""
+        with messages.merchant_locale():
+            return messages.fit_digest(digest, lambda d: len(encode(self.build_digest(d))),
+                                       MAX_BYTES - SIGNATURE_BYTES)
+
     def build_digest(self, digest) -> dict:
-        """One card for a `notify.messages.Digest`: a headline per hook, as many order lines as fit
-        in 20 KB, then "and N more" with the link. Orange when one of its hooks warns."""
+        """One card for a fitted `notify.messages.Digest`: a headline per hook, its order lines,
+        then "and N more" with the link. Orange when one of its hooks warns."""
         mentions = self.mentions_for(self.channel.config, hooks.ORDER)
         states = {group.state for group in digest.groups}
         state = messages.WARNING if messages.WARNING in states else (
             states.pop() if len(states) == 1 else messages.NEUTRAL)
         with messages.merchant_locale():
-            def make(n: int) -> dict:
-                return self.card(digest.title, state, messages.render_digest("channels/feishu/digest.md", digest, n),
-                                 mentions)
-
-            return make(messages.fit_lines(lambda n: len(encode(make(n))), digest.count, MAX_BYTES - SIGNATURE_BYTES))
+            return self.card(digest.title, state, messages.render_digest("channels/feishu/digest.md", digest),
+                             mentions)
 
     def card(self, title: str, state: str, content: str, mentions: dict) -> dict:
         """An interactive card: the title in a header of the state's colour, then the content, the

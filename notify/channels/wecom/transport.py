@@ -52,25 +52,33 @@ class WeComTransport(RobotTransport):
         return {"msgtype": "markdown",
                 "markdown": {"content": self.fit(content, MARKDOWN_MAX_BYTES - len(tail.encode("utf-8"))) + tail}}
 
-    def build_digest(self, digest) -> dict:
-        """As `build`: markdown within 4,096 bytes, or text within 2,048 when the order group mentions
-        a mobile or everyone; as many lines as fit, then "and N more" with the link."""
+    def _digest_form(self) -> tuple[str, int, dict]:
+        """The digest's template, its room in bytes and the mentions: markdown within 4,096 bytes
+        (less the user ids' mentions after it), or text within 2,048 when the order group mentions
+        a mobile or everyone."""
         mentions = self.mentions_for(self.channel.config, hooks.ORDER)
+        if mentions["all"] or mentions["mobiles"]:
+            return "channels/wecom/digest.txt", TEXT_MAX_BYTES, mentions
+        tail = "".join(f"\n<@{user_id}>" for user_id in mentions["user_ids"])
+        return "channels/wecom/digest.md", MARKDOWN_MAX_BYTES - len(tail.encode("utf-8")), mentions
+
+    def fit_digest(self, digest):
+        """As many lines as fit the message's room (`_digest_form`)."""
+        template, room, _mentions = self._digest_form()
         with messages.merchant_locale():
-            if mentions["all"] or mentions["mobiles"]:
-                def text(n: int) -> str:
-                    return messages.render_digest("channels/wecom/digest.txt", digest, n)
+            return messages.fit_digest(digest, lambda d: len(messages.render_digest(template, d).encode("utf-8")),
+                                       room)
 
-                listed = messages.fit_lines(lambda n: len(text(n).encode("utf-8")), digest.count, TEXT_MAX_BYTES)
-                return {"msgtype": "text", "text": {
-                    "content": self.fit(text(listed), TEXT_MAX_BYTES),
-                    "mentioned_list": mentions["user_ids"] + (["@all"] if mentions["all"] else []),
-                    "mentioned_mobile_list": mentions["mobiles"]}}
-            tail = "".join(f"\n<@{user_id}>" for user_id in mentions["user_ids"])
-            room = MARKDOWN_MAX_BYTES - len(tail.encode("utf-8"))
-
-            def markdown(n: int) -> str:
-                return messages.render_digest("channels/wecom/digest.md", digest, n)
-
-            listed = messages.fit_lines(lambda n: len(markdown(n).encode("utf-8")), digest.count, room)
-            return {"msgtype": "markdown", "markdown": {"content": self.fit(markdown(listed), room) + tail}}
+    def build_digest(self, digest) -> dict:
+        """As `build`, for a fitted digest: markdown, or text when someone is mentioned by mobile or
+        everyone is."""
+        template, room, mentions = self._digest_form()
+        with messages.merchant_locale():
+            content = self.fit(messages.render_digest(template, digest), room)
+        if template.endswith(".txt"):
+            return {"msgtype": "text", "text": {
+                "content": content,
+                "mentioned_list": mentions["user_ids"] + (["@all"] if mentions["all"] else []),
+                "mentioned_mobile_list": mentions["mobiles"]}}
+        tail = "".join(f"\n<@{user_id}>" for user_id in mentions["user_ids"])
+        return {"msgtype": "markdown", "markdown": {"content": content + tail}}
