@@ -115,7 +115,7 @@ def test_a_digest_in_chinese_sums_per_currency(app):
     assert "**Sale Pass**\n\n- A2 · ¥20.50\n- A3 · US$5.00\n- A1 · ¥10.00" in text
     assert "### 3 笔订单已付款 — ¥30.50 + US$5.00" in text and "退款" not in text and "R1" not in text
     assert "另有 1 条随下一条消息发送" in text and "还有" not in text
-    assert "[在投递记录页面查看全部](http://admin.example/deliveries/?digest=dig_1)" in text
+    assert "[在投递记录页面查看这些订单](http://admin.example/deliveries/?digest=dig_1)" in text
     assert "2026-12-01 20:00:01" in text and "2026-12-01 20:00:03" in text and "小店" in text
     assert digest.take(3).carried == (0, 1, 2) and digest.take(3).following == 1
     # Past the bound, it is carried and counted though not listed.
@@ -471,7 +471,7 @@ def test_a_wecom_digest_that_mentions_everyone_is_text_within_2048_bytes(app, wo
     for n, digest in enumerate(digests_):
         content = digest["text"]["content"]
         assert len(content.encode("utf-8")) <= 2048 and digest["text"]["mentioned_list"] == ["@all"]
-        assert re.search(r"All of them on the deliveries page: http://\S+/deliveries/\?digest=dig_[0-9a-f]+", content)
+        assert re.search(r"These orders on the deliveries page: http://\S+/deliveries/\?digest=dig_[0-9a-f]+", content)
         assert ("more follow" in content) == (n < len(digests_) - 1)
         assert "<font" not in content
     listed = [no for m in digests_ for no in re.findall(r"M2026120100\d{4}", m["text"]["content"])]
