@@ -362,8 +362,8 @@ def test_email_digests_at_most_one_a_minute(app, worker, smtp_server, make_chann
 
 
 # -- the flash sale ---------------------------------------------------------------------------------
-class TimedDingTalk(FakeDingTalk):
-    """The DingTalk fake, noting when it accepted each message (its own clock: real time)."""
+class Timed:
+    """A robot fake noting when it accepted each message (its own clock: real time)."""
 
     def __init__(self):
         super().__init__()
@@ -376,18 +376,12 @@ class TimedDingTalk(FakeDingTalk):
         self.accepted_at.append(self.clock())
 
 
-class TimedWeCom(FakeWeCom):
-    """The WeCom fake, noting when it accepted each message (its own clock: real time)."""
+class TimedDingTalk(Timed, FakeDingTalk):
+    pass
 
-    def __init__(self):
-        super().__init__()
-        self.accepted_at: list[float] = []
-        self.seen_at: list[float] = []
 
-    def _check(self, query, body, raw):
-        self.seen_at.append(self.clock())
-        super()._check(query, body, raw)
-        self.accepted_at.append(self.clock())
+class TimedWeCom(Timed, FakeWeCom):
+    pass
 
 
 def flash_sale(app, make_channel, flask_process, fake, kind: str, url: str, text) -> None:  # noqa: F811
