@@ -262,10 +262,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def postgres_pids() -> list[int]:
-    """Every process of a PostgreSQL server on this machine (its backends included)."""
+def postgres_pids(database: str) -> list[int]:
+    """The PostgreSQL backends serving `database` on this machine: the bench's own connections.
+
+    A backend's process title names its database (`postgres: 15/main: user dbname 127.0.0.1(5432)
+    idle`). Every `postgres` process would also count the server's shared background processes
+    and, on a shared server, other databases' backends: another developer's tests on the same
+    machine then show up as this benchmark's database CPU."""
     return [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and _comm(entry) == "postgres"]
+            if entry.name.isdigit() and _comm(entry) == "postgres" and _backend_database(entry) == database]
 
 
 def _comm(proc_dir: Path) -> str:
@@ -273,6 +278,31 @@ def _comm(proc_dir: Path) -> str:
         return (proc_dir / "comm").read_text().strip()
     except OSError:
         return ""
+
+
+def _backend_database(proc_dir: Path) -> str | None:
+    """The database a PostgreSQL backend serves, read from its process title; None for the
+    server's other processes (postmaster, checkpointer, walwriter, …)."""
+    try:
+        words = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
+    except OSError:
+        return None
+    if not words or words[0] != "postgres:":
+        return None
+    words = words[1:]
+    if words and words[0].endswith(":"):  # the cluster's name (cluster_name), when it is set
+        words = words[1:]
+    # user, database, client address, state; a background process has one or two words, no address
+    if len(words) >= 3 and ("(" in words[2] or words[2] == "[local]"):
+        return words[1]
+    return None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of this machine has spent busy so far (user, nice, system, irq,
+    softirq, and steal: time the hypervisor gave to another machine), from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[0:3]) + sum(fields[5:8])) / os.sysconf("SC_CLK_TCK")
 
 
 def _order(i: int) -> dict:
