@@ -37,5 +37,7 @@ def test_traffic_plays_the_shop_against_the_api_over_http(app, runner):
     assert "create order → 201" in result.output and "pay → 200" in result.output
     assert " → 5" not in result.output  # no server errors
     with app.app_context():
-        assert db.session.scalar(db.select(db.func.count()).select_from(Order)) > 50
+        # Orders were placed through the API (how many in 3 s depends on the machine's load: a
+        # loaded 2-core machine placed 35 of the 300 asked for).
+        assert db.session.scalar(db.select(db.func.count()).select_from(Order)) >= 10
     assert {"order_create_hook", "order_pay_hook", "order_finish_hook"} <= hooks_seen(app)
