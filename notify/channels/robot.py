@@ -48,6 +48,8 @@ class RobotTransport(Transport):
     official_host: str
     official_hosts: tuple[str, ...] = ()
     rate_limits = ((20, 60.0),)
+    # The most bytes of the encoded JSON message the service takes (`fit_digest`).
+    max_body_bytes: int
     # `send` is `post` and reading the service's JSON answer into codes: nothing reads the app.
     send_needs_app = False
     # Order events waiting for a slot are folded into digests (notify.digests).
@@ -204,6 +206,12 @@ class RobotTransport(Transport):
     def build_digest(self, digest) -> dict:
         """The JSON message for a `notify.messages.Digest` fitted by `fit_digest`."""
         raise NotImplementedError
+
+    def fit_digest(self, digest):
+        """As many order lines as keep the encoded message within `max_body_bytes` (a kind whose
+        limit is on part of the message, as WeCom's, says so itself)."""
+        with messages.merchant_locale():
+            return messages.fit_digest(digest, lambda d: len(encode(self.build_digest(d))), self.max_body_bytes)
 
     def prepare(self, event, delivery, timestamp_ms: int) -> OutgoingRequest:
         return self._request(self.build(event), timestamp_ms)

@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from notify import hooks, messages, signing
 from notify.reasons import reason
 from notify.channels.base import PERMANENT, TRANSIENT
-from notify.channels.robot import RobotTransport, encode
+from notify.channels.robot import RobotTransport
 
 MAX_BYTES = 20000
 KEYWORD_PREFIX, KEYWORD_SUFFIX = "prefix", "suffix"
@@ -21,6 +21,7 @@ class DingTalkTransport(RobotTransport):
     credential_param = "access_token"
     official_host = "oapi.dingtalk.com"
     example_url = "https://oapi.dingtalk.com/robot/send?access_token=…"
+    max_body_bytes = MAX_BYTES
     mention_kinds = ("all", "mobiles")
     errors = {
         300001: (PERMANENT, "dingtalk_token", None),
@@ -83,7 +84,7 @@ class DingTalkTransport(RobotTransport):
             rendered = messages.render("channels/robot.md", summary)
         # Over DingTalk's size limit, the content is shortened (never the keyword or the mentions).
         return self.shrink(lambda content: self.message(summary.title, content, mentions),
-                           rendered, MAX_BYTES)
+                           rendered, self.max_body_bytes)
 
     def message(self, title: str, text: str, mentions: dict) -> dict:
         """The markdown message with the robot's keyword and the mentions added."""
@@ -98,10 +99,6 @@ class DingTalkTransport(RobotTransport):
             text += "\n\n" + " ".join(f"@{m}" for m in mentions["mobiles"])
         return {"msgtype": "markdown", "markdown": {"title": title, "text": text},
                 "at": {"atMobiles": mentions["mobiles"], "isAtAll": mentions["all"]}}
-
-    def fit_digest(self, digest):
-        with messages.merchant_locale():
-            return messages.fit_digest(digest, lambda d: len(encode(self.build_digest(d))), MAX_BYTES)
 
     def build_digest(self, digest) -> dict:
         mentions = self.mentions_for(self.channel.config, hooks.ORDER)

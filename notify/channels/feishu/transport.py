@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 
 from notify import hooks, messages, signing
 from notify.channels.base import PERMANENT, TRANSIENT
-from notify.channels.robot import RobotTransport, encode
+from notify.channels.robot import RobotTransport
 
 # A request body of at most 20 KB (20,480 bytes): the message is kept within 20,000 bytes less
 # room for the signature fields (`"timestamp":"…","sign":"…",` is 71 bytes).
@@ -43,6 +43,7 @@ class FeishuTransport(RobotTransport):
     official_host = "open.feishu.cn"
     official_hosts = ("open.feishu.cn", "open.larksuite.com")
     example_url = "https://open.feishu.cn/open-apis/bot/v2/hook/…"
+    max_body_bytes = MAX_BYTES - SIGNATURE_BYTES  # 20 KB, less the room the signature takes
     # A custom bot mentions by user id (open_id ou_…, or user_id) or everyone; not by mobile.
     mention_kinds = ("all", "user_ids")
     # 100 a minute and 5 a second per bot, both kept by the shared limiter (notify.ratelimit).
@@ -111,13 +112,7 @@ class FeishuTransport(RobotTransport):
         with messages.merchant_locale():
             rendered = messages.render("channels/feishu/card.md", summary)
         return self.shrink(lambda content: self.card(summary.title, summary.state, content, mentions),
-                           rendered, MAX_BYTES - SIGNATURE_BYTES)
-
-    def fit_digest(self, digest):
-        """As many order lines as fit in 20 KB (less the signature's room)."""
-        with messages.merchant_locale():
-            return messages.fit_digest(digest, lambda d: len(encode(self.build_digest(d))),
-                                       MAX_BYTES - SIGNATURE_BYTES)
+                           rendered, self.max_body_bytes)
 
     def build_digest(self, digest) -> dict:
         """One card for a fitted `notify.messages.Digest`: a headline per hook, its order lines,
